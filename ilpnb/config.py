@@ -1,0 +1,168 @@
+"""Configuration dataclasses and the three presets: ``smoke``, ``default``, ``full``.
+
+A preset bundles the settings of every stage of the pipeline (the world, the tiny base
+model, its pretraining, SFT) so that a notebook or a command only names a preset instead of
+repeating numbers. ``smoke`` runs in seconds to minutes (tests, CI), ``default`` is the
+quickstart on a laptop CPU, ``full`` is the study at real scale on a GPU.
+
+Every dataclass turns into a plain JSON object with :func:`to_dict`, which is what run
+folders and model caches store.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any
+
+from ilpnb.data.world_config import CAUSES, WorldConfig
+
+__all__ = [
+    "ModelConfig",
+    "PretrainConfig",
+    "SFTConfig",
+    "Preset",
+    "PRESETS",
+    "get_preset",
+    "to_dict",
+    "override",
+]
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of the world's tiny base model (a real Hugging Face architecture).
+
+    Attributes:
+        arch: ``llama`` or ``qwen2`` (any architecture in ``ilpnb.models.tiny.ARCHS``).
+        vocab_size: size of the byte-level BPE tokenizer trained on the world's text.
+        hidden_size: width of the residual stream.
+        num_layers: transformer blocks.
+        num_heads: attention heads.
+        intermediate_size: MLP width.
+        max_length: longest sequence, in tokens.
+    """
+
+    arch: str = "llama"
+    vocab_size: int = 1024
+    hidden_size: int = 192
+    num_layers: int = 4
+    num_heads: int = 6
+    intermediate_size: int = 512
+    max_length: int = 64
+
+
+@dataclass
+class PretrainConfig:
+    """Pretraining of the tiny base model on the world's corpus.
+
+    Attributes:
+        epochs: passes over ``pretrain.txt``.
+        batch_size: documents per step.
+        lr: peak learning rate (cosine decay, short warm-up).
+        weight_decay: AdamW weight decay.
+        seed: initialisation and data-order seed.
+    """
+
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+
+
+@dataclass
+class SFTConfig:
+    """Supervised fine-tuning with per-sample tracking.
+
+    Attributes:
+        epochs: epochs per stage.
+        batch_size: samples per step.
+        lr: peak learning rate.
+        lora: fine-tune LoRA adapters instead of all weights.
+        lora_r: LoRA rank.
+        eval_every: evaluation points: ``epoch`` or a number of steps.
+        criterion: what "learned" means at the end: ``exact``, ``token_acc``, ``loss`` or ``mc``.
+        seed: seed of the data order and of LoRA initialisation.
+    """
+
+    epochs: int = 6
+    batch_size: int = 16
+    lr: float = 1e-3
+    lora: bool = False
+    lora_r: int = 8
+    eval_every: str | int = "epoch"
+    criterion: str = "exact"
+    seed: int = 0
+
+
+@dataclass
+class Preset:
+    """All the settings of one preset."""
+
+    name: str
+    world: WorldConfig
+    model: ModelConfig
+    pretrain: PretrainConfig
+    sft: SFTConfig = field(default_factory=SFTConfig)
+
+
+def _counts(none: int, each: int) -> dict[str, int]:
+    return {"none": none, **{c: each for c in CAUSES}}
+
+
+PRESETS: dict[str, Preset] = {
+    "smoke": Preset(
+        name="smoke",
+        world=WorldConfig(counts=_counts(24, 6), extra_people=4, n_cities=8, n_countries=4),
+        model=ModelConfig(vocab_size=512, hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128),
+        pretrain=PretrainConfig(epochs=8, batch_size=32, lr=3e-3),
+        sft=SFTConfig(epochs=2, batch_size=8),
+    ),
+    "default": Preset(
+        name="default",
+        world=WorldConfig(),
+        model=ModelConfig(),
+        pretrain=PretrainConfig(),
+        sft=SFTConfig(),
+    ),
+    "full": Preset(
+        name="full",
+        world=WorldConfig(counts=_counts(1200, 200), n_cities=30, n_countries=6, extra_people=200),
+        model=ModelConfig(vocab_size=2048, hidden_size=512, num_layers=8, num_heads=8,
+                          intermediate_size=1408, max_length=96),
+        pretrain=PretrainConfig(epochs=60, batch_size=128, lr=1e-3),
+        sft=SFTConfig(epochs=8, batch_size=32, lr=3e-4),
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    """A fresh copy of a preset by name.
+
+    Raises:
+        KeyError: unknown preset (the message lists the known ones).
+    """
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset '{name}' (known: {', '.join(PRESETS)})")
+    return copy.deepcopy(PRESETS[name])
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass (nested) as plain JSON-able data."""
+    if isinstance(obj, WorldConfig):
+        return obj.to_dict()
+    if is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in fields(obj)}
+    return copy.deepcopy(obj)
+
+
+def override(obj: Any, changes: dict[str, Any], source: str = "override") -> Any:
+    """A copy of a config dataclass with some fields changed; unknown keys raise KeyError."""
+    known = {f.name for f in fields(obj)}
+    for key in changes:
+        if key not in known:
+            raise KeyError(f"{source}: unknown key '{key}' for {type(obj).__name__} (known: {', '.join(sorted(known))})")
+    data = asdict(obj)
+    data.update(changes)
+    return type(obj)(**data)

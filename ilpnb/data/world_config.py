@@ -1,0 +1,191 @@
+"""The configuration of a controlled world: keys, defaults, and validation with clear errors.
+
+A world config is a JSON object. ``seed`` and ``counts`` (planted cause -> number of SFT
+samples) are the keys most users set; the others shape the corpus and have defaults.
+Unknown keys, wrong types, negative counts and counts the world cannot satisfy raise
+:class:`WorldConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CAUSES", "PLANTED_CAUSES", "WorldConfig", "WorldConfigError", "load_world_config"]
+
+#: The five causes of incomplete learning, in the order of DESIGN.md.
+CAUSES: tuple[str, ...] = (
+    "missing_knowledge",
+    "pretrain_conflict",
+    "data_conflict",
+    "left_forgetting",
+    "rare_pattern",
+)
+#: Every planted label of a world sample: the five causes plus ``none`` (clean samples).
+PLANTED_CAUSES: tuple[str, ...] = ("none",) + CAUSES
+
+
+class WorldConfigError(ValueError):
+    """A world configuration that cannot be used; the message names the key and the reason."""
+
+
+def _default_counts() -> dict[str, int]:
+    return {"none": 150, **{cause: 30 for cause in CAUSES}}
+
+
+@dataclass
+class WorldConfig:
+    """Settings of the synthetic world generator (all JSON-serialisable).
+
+    Attributes:
+        seed: random seed; the same config gives a byte-identical world folder.
+        counts: planted cause -> number of SFT samples with that cause.
+        n_cities: number of cities (objects of ``lives_in``).
+        n_countries: number of countries (cities are spread over them).
+        extra_people: people that appear only in the corpus, not in the SFT set.
+        stated_share: chance that a fact no SFT sample depends on is stated in the corpus.
+        paraphrases: declarative sentences per stated fact (several paraphrases each).
+        qa_repeats: question-answer lines per stated fact and question template.
+        conflict_strength: how many times more often a fact contradicted by a
+            ``pretrain_conflict`` sample is stated than an ordinary fact.
+        stage0_none_share: share of clean samples placed in the first stage with the
+            ``left_forgetting`` samples (so the stage alone does not give the cause away).
+        interferers_per_forgetting: second-stage clean samples, per ``left_forgetting``
+            sample, that answer the first stage's question template in another style.
+        conflict_group_size: near-duplicate prompts per ``data_conflict`` group.
+        two_hop_share: share of ``missing_knowledge`` samples that are two-hop questions
+            whose bridge fact is absent (the rest ask the absent fact directly).
+    """
+
+    seed: int = 0
+    counts: dict[str, int] = field(default_factory=_default_counts)
+    n_cities: int = 12
+    n_countries: int = 4
+    extra_people: int = 20
+    stated_share: float = 0.6
+    paraphrases: int = 3
+    qa_repeats: int = 1
+    conflict_strength: int = 4
+    stage0_none_share: float = 0.2
+    interferers_per_forgetting: float = 1.0
+    conflict_group_size: int = 2
+    two_hop_share: float = 0.5
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a plain dict with every key (counts in the canonical order)."""
+        out = asdict(self)
+        out["counts"] = {c: int(self.counts.get(c, 0)) for c in PLANTED_CAUSES}
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> "WorldConfig":
+        """Build and validate a config from a JSON object.
+
+        Raises:
+            WorldConfigError: unknown key, wrong type, or an impossible value; the
+                message names ``source`` and the key.
+        """
+        if not isinstance(raw, dict):
+            raise WorldConfigError(f"{source}: a world config must be a JSON object")
+        known = {f.name: f for f in fields(cls)}
+        for key in raw:
+            if key not in known:
+                raise WorldConfigError(
+                    f"{source}: unknown key '{key}' (known keys: {', '.join(known)})"
+                )
+        values = dict(raw)
+        if "counts" in values:
+            values["counts"] = _check_counts(values["counts"], source)
+        cfg = cls(**values)
+        cfg.validate(source)
+        return cfg
+
+    def validate(self, source: str = "config") -> None:
+        """Check types and ranges; raises :class:`WorldConfigError` naming the key."""
+        ints = {
+            "seed": (None, None),
+            "n_cities": (4, 200),
+            "n_countries": (4, 50),
+            "extra_people": (0, 100000),
+            "paraphrases": (1, 50),
+            "qa_repeats": (0, 50),
+            "conflict_strength": (1, 100),
+            "conflict_group_size": (2, 6),
+        }
+        for key, (lo, hi) in ints.items():
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise WorldConfigError(f"{source}: key '{key}' must be an integer, got {value!r}")
+            if lo is not None and value < lo or hi is not None and value > hi:
+                raise WorldConfigError(f"{source}: key '{key}' must be in [{lo}, {hi}], got {value}")
+        for key in ("stated_share", "stage0_none_share", "two_hop_share"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+                raise WorldConfigError(f"{source}: key '{key}' must be a number in [0, 1], got {value!r}")
+        value = self.interferers_per_forgetting
+        if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 10.0:
+            raise WorldConfigError(
+                f"{source}: key 'interferers_per_forgetting' must be a number in [0, 10], got {value!r}"
+            )
+        if self.n_countries > self.n_cities:
+            raise WorldConfigError(
+                f"{source}: key 'n_countries' ({self.n_countries}) cannot exceed 'n_cities' ({self.n_cities})"
+            )
+        self.counts = _check_counts(self.counts, source)
+        counts = self.counts
+        if sum(counts.values()) == 0:
+            raise WorldConfigError(f"{source}: key 'counts' asks for no SFT samples at all")
+        dc = counts["data_conflict"]
+        if 0 < dc < 2:
+            raise WorldConfigError(
+                f"{source}: key 'counts.data_conflict' must be 0 or at least 2 "
+                "(conflicts come as groups of near-duplicate prompts)"
+            )
+        lf = counts["left_forgetting"]
+        if lf:
+            need = self.n_interferers() + 1
+            if counts["none"] < need:
+                raise WorldConfigError(
+                    f"{source}: key 'counts.none' is {counts['none']} but the world needs at least "
+                    f"{need} clean samples: {self.n_interferers()} second-stage samples to interfere "
+                    f"with {lf} left_forgetting samples, plus one more (lower "
+                    "'interferers_per_forgetting' or raise 'counts.none')"
+                )
+
+    def n_interferers(self) -> int:
+        """Second-stage clean samples that interfere with the first stage."""
+        lf = self.counts.get("left_forgetting", 0)
+        return max(1, round(lf * self.interferers_per_forgetting)) if lf else 0
+
+
+def _check_counts(raw: Any, source: str) -> dict[str, int]:
+    if not isinstance(raw, dict):
+        raise WorldConfigError(f"{source}: key 'counts' must be an object from cause name to count")
+    out: dict[str, int] = {c: 0 for c in PLANTED_CAUSES}
+    for key, value in raw.items():
+        if key not in PLANTED_CAUSES:
+            raise WorldConfigError(
+                f"{source}: unknown key 'counts.{key}' (planted causes: {', '.join(PLANTED_CAUSES)})"
+            )
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise WorldConfigError(f"{source}: key 'counts.{key}' must be an integer, got {value!r}")
+        if value < 0:
+            raise WorldConfigError(f"{source}: key 'counts.{key}' must not be negative, got {value}")
+        out[key] = value
+    return out
+
+
+def load_world_config(path: str | Path) -> WorldConfig:
+    """Read a world config from a JSON file.
+
+    Raises:
+        WorldConfigError: the file is not valid JSON, or a key is wrong (named in the message).
+    """
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise WorldConfigError(f"{path}, line {err.lineno}: not valid JSON ({err.msg})") from None
+    return WorldConfig.from_dict(raw, source=str(path))

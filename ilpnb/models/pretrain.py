@@ -1,0 +1,168 @@
+"""Pretraining of the world's tiny base model, cached by a hash of its settings and corpus.
+
+:func:`pretrain_base_model` trains a byte-level BPE tokenizer on ``pretrain.txt``, builds a
+tiny model of a real architecture, pretrains it with transformers' ``Trainer`` and saves it
+with ``save_pretrained`` beside ``ilpnb_pretrain.json`` (the settings it was made with, the
+loss curve and the wall time). The folder name is a hash of the model and pretraining
+settings and of the corpus, so a second call with the same inputs costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    DataCollatorForLanguageModeling,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+from ilpnb.config import ModelConfig, PretrainConfig, to_dict
+from ilpnb.models.tiny import build_tiny_model
+from ilpnb.models.tokenizer import train_tokenizer
+
+__all__ = ["cache_root", "base_model_key", "pretrain_base_model", "read_corpus"]
+
+_META = "ilpnb_pretrain.json"
+
+
+def cache_root() -> Path:
+    """Where cached models live: ``$ILPNB_CACHE`` or ``~/.cache/ilpnb``."""
+    return Path(os.environ.get("ILPNB_CACHE", Path.home() / ".cache" / "ilpnb"))
+
+
+def read_corpus(path: str | Path) -> list[str]:
+    """The non-empty documents (lines) of a pretraining corpus.
+
+    Raises:
+        ValueError: the corpus holds no document.
+    """
+    lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    docs = [line for line in lines if line]
+    if not docs:
+        raise ValueError(f"{path}: the pretraining corpus is empty")
+    return docs
+
+
+def base_model_key(corpus: list[str], model: ModelConfig, pretrain: PretrainConfig) -> str:
+    """A short hash of everything that determines the pretrained model."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"model": to_dict(model), "pretrain": to_dict(pretrain), "v": 1}, sort_keys=True).encode())
+    for line in corpus:
+        h.update(line.encode("utf-8") + b"\n")
+    return f"{model.arch}-{h.hexdigest()[:16]}"
+
+
+class _LossLog(TrainerCallback):
+    """Keeps the training-loss curve so it can be stored beside the model."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any) -> None:
+        if logs and "loss" in logs:
+            self.rows.append({"step": state.global_step, "epoch": round(state.epoch or 0, 3), "loss": logs["loss"]})
+
+
+def _tokenize(tok: PreTrainedTokenizerBase, docs: list[str], max_length: int) -> list[dict[str, list[int]]]:
+    enc = tok(docs, add_special_tokens=True, truncation=True, max_length=max_length - 1)
+    return [{"input_ids": ids + [tok.eos_token_id]} for ids in enc["input_ids"]]
+
+
+def pretrain_base_model(
+    corpus_path: str | Path,
+    model: ModelConfig,
+    pretrain: PretrainConfig,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Pretrain (or fetch from cache) the tiny base model on a corpus.
+
+    Args:
+        corpus_path: ``pretrain.txt`` of a world (one document a line).
+        model: architecture settings.
+        pretrain: training settings.
+        cache_dir: where model folders are kept (default ``cache_root()/base_models``).
+        progress: show tqdm progress bars.
+
+    Returns:
+        The model folder, loadable with ``AutoModelForCausalLM`` / ``AutoTokenizer``.
+    """
+    docs = read_corpus(corpus_path)
+    root = Path(cache_dir) if cache_dir else cache_root() / "base_models"
+    out = root / base_model_key(docs, model, pretrain)
+    if (out / _META).exists():
+        return out
+    root.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    torch.manual_seed(pretrain.seed)
+    tok = train_tokenizer(docs, vocab_size=model.vocab_size)
+    net = build_tiny_model(model, tok, seed=pretrain.seed)
+    data = _tokenize(tok, docs, model.max_length)
+    n_tokens = sum(len(d["input_ids"]) for d in data)
+    work = Path(tempfile.mkdtemp(prefix=".pretrain-", dir=root))
+    try:
+        log = _LossLog()
+        args = TrainingArguments(
+            output_dir=str(work / "trainer"),
+            num_train_epochs=pretrain.epochs,
+            per_device_train_batch_size=pretrain.batch_size,
+            learning_rate=pretrain.lr,
+            weight_decay=pretrain.weight_decay,
+            lr_scheduler_type="cosine",
+            warmup_steps=0.02,
+            logging_steps=max(1, len(data) // pretrain.batch_size),
+            save_strategy="no",
+            report_to=[],
+            seed=pretrain.seed,
+            disable_tqdm=not progress,
+            dataloader_num_workers=0,
+            use_cpu=not torch.cuda.is_available(),
+        )
+        trainer = Trainer(
+            model=net,
+            args=args,
+            train_dataset=data,
+            data_collator=DataCollatorForLanguageModeling(tok, mlm=False),
+            callbacks=[log],
+        )
+        trainer.train()
+        seconds = time.perf_counter() - start
+        final = work / "model"
+        net.save_pretrained(final, safe_serialization=True)
+        tok.save_pretrained(final)
+        meta = {
+            "model": to_dict(model),
+            "pretrain": to_dict(pretrain),
+            "corpus": str(corpus_path),
+            "documents": len(docs),
+            "tokens_per_epoch": n_tokens,
+            "parameters": sum(p.numel() for p in net.parameters()),
+            "seconds": round(seconds, 2),
+            "loss_curve": log.rows,
+        }
+        (final / _META).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+        if out.exists():  # another process finished first: keep theirs
+            return out
+        os.replace(final, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def pretrain_info(model_dir: str | Path) -> dict[str, Any]:
+    """The settings, loss curve and wall time stored beside a pretrained model."""
+    return json.loads((Path(model_dir) / _META).read_text())
+
+
+__all__ += ["pretrain_info"]
