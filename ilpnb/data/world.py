@@ -23,7 +23,6 @@ config gives a byte-identical folder.
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import shutil
@@ -106,11 +105,7 @@ class _Builder:
         return self.city_country
 
     def make_people(self, n: int) -> list[str]:
-        side = max(6, math.ceil(1.6 * math.sqrt(n)))
-        firsts = invent_names(self.rng, side, (2,), self.taken)
-        lasts = invent_names(self.rng, side, (2, 3), self.taken)
-        pairs = [f"{a} {b}" for a in firsts for b in lasts]
-        people = self.rng.sample(pairs, n)
+        people = invent_names(self.rng, n, (2, 3), self.taken)
         for person in people:
             self.person_facts[person] = {
                 "lives_in": self.rng.choice(self.values["city"]),

