@@ -83,6 +83,7 @@ class SFTConfig:
         lora_r: LoRA rank.
         eval_every: evaluation points: ``epoch`` or a number of steps.
         criterion: what "learned" means at the end: ``exact``, ``token_acc``, ``loss`` or ``mc``.
+        ordered: keep the data order within a stage (no shuffling).
         seed: seed of the data order and of LoRA initialisation.
     """
 
@@ -93,6 +94,7 @@ class SFTConfig:
     lora_r: int = 8
     eval_every: str | int = "epoch"
     criterion: str = "exact"
+    ordered: bool = False
     seed: int = 0
 
 

@@ -170,7 +170,7 @@ def fit_baseline(value_fn: ValueFunction, config: BaselineConfig | None = None,
                     chunk = masks[a:a + per_chunk]
                     loss = disjoint_objective(value_fn, chunk, full(param)) * (chunk.shape[0] / cfg.triples)
                     loss.backward()
-                    total += float(loss)
+                    total += float(loss.detach())
             opt.step()
             if max_shift is not None:
                 with torch.no_grad():

@@ -1,0 +1,352 @@
+"""SFT of any causal LM with per-sample learning dynamics, in one or several stages.
+
+:func:`run_sft` fine-tunes a model (the world's tiny base model, a local folder, a
+registered short name or a Hugging Face name) on SFT records, stage after stage (records'
+``stage``, trained in order) or all together, fully or with LoRA, with transformers'
+``Trainer`` — so ``torchrun`` / ``accelerate launch`` run it on several processes unchanged.
+Before any update (step 0) and at every evaluation point it measures every sample of every
+stage (:class:`ilpnb.train.tracking.Tracker`) and writes ``RUN/dynamics.parquet``; it
+saves model checkpoints (each beside ``ilpnb_checkpoint.json``), ``RUN/samples.parquet``
+(learned at the end, first learned, forgetting events) and ``RUN/truncation.json``. An
+interrupted run continues with ``resume=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from transformers import TrainingArguments
+
+from ilpnb.config import SFTConfig, get_preset, override, to_dict
+from ilpnb.runs import RunFolder
+from ilpnb.train.derived import summarize_samples
+from ilpnb.train.format import encode_pair
+from ilpnb.train.trainer import SFTTrainer, TrackingCallback, collate, epoch_of
+from ilpnb.train.tracking import Tracker
+
+__all__ = ["SFTJob", "run_sft", "load_dynamics", "resolve_job"]
+
+
+@dataclass
+class SFTJob:
+    """Everything a fine-tuning run needs, resolved (stored as ``config.json``)."""
+
+    model: str
+    data: str
+    out: str
+    sft: SFTConfig
+    max_length: int = 256
+    world: str | None = None
+    preset: str = "default"
+    stages: str = "sequential"  # or "mixed": all stages shuffled together
+    checkpoints: str = "points"  # "points", "stages" or "none"
+    track_options: str = "all"  # "all" points or "ends" (step 0, stage ends, final)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        out = {k: v for k, v in self.__dict__.items() if k != "sft"}
+        out["sft"] = to_dict(self.sft)
+        out["kind"] = "sft"
+        return out
+
+
+def resolve_job(out: str | Path, model: str | None = None, data: str | None = None, world: str | Path | None = None,
+                preset: str = "default", sft: dict[str, Any] | None = None, **job: Any) -> SFTJob:
+    """Fill an :class:`SFTJob` from a preset, a world folder and overrides.
+
+    With ``world``, the data is ``WORLD/sft.jsonl`` and the model is the world's tiny base
+    model (pretrained now, or fetched from the cache).
+    """
+    p = get_preset(preset)
+    cfg = override(p.sft, sft or {}, source="sft") if sft else p.sft
+    if world is not None:
+        from ilpnb.models.pretrain import pretrain_base_model
+
+        world = Path(world)
+        data = data or str(world / "sft.jsonl")
+        if model is None:
+            model = str(pretrain_base_model(world / "pretrain.txt", p.model, p.pretrain).resolve())
+        job.setdefault("max_length", p.model.max_length)
+    if model is None or data is None:
+        raise ValueError("give --model and --data, or --world")
+    return SFTJob(model=str(model), data=str(data), out=str(out), sft=cfg, preset=preset,
+                  world=str(world) if world is not None else None, **job)
+
+
+def _load(job: SFTJob) -> tuple[Any, Any, list[Any]]:
+    from ilpnb.data.packaged import resolve_data
+    from ilpnb.models.registry import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(job.model)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    records = resolve_data(job.data)
+    if not records:
+        raise ValueError(f"{job.data}: no SFT records")
+    if job.sft.lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=job.sft.lora_r, lora_alpha=2 * job.sft.lora_r, lora_dropout=0.0,
+                                                 target_modules="all-linear", task_type="CAUSAL_LM"))
+    return model, tok, records
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _open_run(job: SFTJob, resume: bool) -> RunFolder:
+    if _rank() == 0:
+        return RunFolder.create(job.out, job.to_dict(), resume=resume)
+    for _ in range(600):  # other ranks wait for rank 0 to create the folder
+        if (Path(job.out) / "config.json").exists():
+            return RunFolder.open(job.out)
+        time.sleep(0.1)
+    raise TimeoutError(f"{job.out}: rank 0 did not create the run folder")
+
+
+def load_dynamics(run: str | Path) -> pd.DataFrame:
+    """The dynamics table of a run (finished, or the points written so far)."""
+    path = Path(run)
+    if (path / "dynamics.parquet").exists():
+        return pd.read_parquet(path / "dynamics.parquet")
+    parts = sorted((path / "dynamics").glob("point-*.parquet"))
+    if not parts:
+        raise FileNotFoundError(f"{run}: no dynamics yet (run `ilpnb sft` first)")
+    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+
+
+class _Run:
+    """State of one fine-tuning run (kept out of the public API)."""
+
+    def __init__(self, job: SFTJob, folder: RunFolder, progress: bool) -> None:
+        self.job, self.folder, self.progress = job, folder, progress
+        self.model, self.tok, self.records = _load(job)
+        self.tracker = Tracker(self.tok, self.records, job.max_length, batch_size=max(32, 2 * job.sft.batch_size))
+        self.point = 0
+        self.first_point = 1
+        self.base_top: list[tuple[str, float]] = []
+        self.base_outputs: list[str] = []
+        self.offset = 0
+        self.stage: int | str = 0
+        self.state_file = "progress.json"
+        self.trainer: SFTTrainer | None = None
+        self._report_truncation()
+
+    def _report_truncation(self) -> None:
+        cut = [(r.id, e.truncated) for r in self.records
+               for e in [encode_pair(self.tok, r.prompt, r.response, self.job.max_length)] if e.truncated]
+        info = {"max_length": self.job.max_length, "truncated_samples": len(cut),
+                "truncated_tokens": sum(n for _, n in cut), "ids": [i for i, _ in cut]}
+        if _rank() == 0:
+            self.folder.write_json("truncation.json", info)
+        if cut:
+            print(f"warning: {len(cut)} of {len(self.records)} samples longer than {self.job.max_length} tokens were "
+                  f"truncated ({info['truncated_tokens']} tokens); ids in {self.folder.path / 'truncation.json'}")
+
+    # -- points -----------------------------------------------------------------------
+    def part(self, point: int) -> Path:
+        return self.folder.path / "dynamics" / f"point-{point:04d}.parquet"
+
+    def measure(self, point: int, step: int, epoch: float, options: bool) -> None:
+        self.point = point
+        if self.part(point).exists():
+            return
+        table = self.tracker.measure(self.model, {"point": point, "step": step, "epoch": epoch, "stage": self.stage},
+                                     options=options)
+        if table is not None:
+            table["base_top_answer"], table["base_top_p"] = zip(*self.base_top) if self.base_top else (None, None)
+            self.part(self.point).parent.mkdir(exist_ok=True)
+            tmp = self.part(self.point).with_suffix(".tmp")
+            table.to_parquet(tmp, index=False)
+            os.replace(tmp, self.part(self.point))
+        if self.job.checkpoints == "points" and step > 0:
+            self.save_checkpoint(f"point-{point:04d}-step-{step:06d}", step, epoch)
+
+    def save_checkpoint(self, name: str, step: int, epoch: float) -> None:
+        if _rank() != 0:
+            return
+        target = self.folder.path / "checkpoints" / name
+        self.model.save_pretrained(target)
+        self.tok.save_pretrained(target)
+        meta = {"step": step, "epoch": epoch, "stage": self.stage, "point": self.point, "base_model": self.job.model,
+                "lora": self.job.sft.lora, "settings": self.job.to_dict()}
+        (target / "ilpnb_checkpoint.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str) + "\n")
+        if self.trainer is not None:
+            self.trainer.last_good_checkpoint = str(target)
+
+    def base_answers(self) -> None:
+        """The base model's distributions at the answer, its own top answer among the options (or
+        its greedy output) with its probability, and its greedy outputs — kept for a resume."""
+        import numpy as np
+
+        path = self.folder.path / "base_answers.json"
+        dist = self.folder.path / "base_first_logprobs.npy"
+        if path.exists() and dist.exists():
+            saved = json.loads(path.read_text())
+            self.base_top = [tuple(x) for x in saved["top"]]
+            self.base_outputs = saved["outputs"]
+            self.tracker.base_logprobs = np.load(dist).astype(np.float32)
+            return
+        self.base_top = []
+        table = self.tracker.measure(self.model, {"point": -1}, options=True, outputs=True)
+        if table is None:
+            return
+        for row in table.itertuples():
+            gold = self.records[row.Index].response
+            top = getattr(row, "mc_top_option", None)
+            if top is None or (isinstance(top, float)):
+                self.base_top.append((row.output, float(row.gold_first_p if row.output == gold else row.top_token_p)))
+            else:
+                self.base_top.append((gold if top == "<gold>" else top, float(row.mc_top_p)))
+        self.base_outputs = table["output"].tolist()
+        np.save(dist, self.tracker.base_logprobs.astype(np.float16))
+        path.write_text(json.dumps({"top": self.base_top, "outputs": self.base_outputs}))
+
+    # -- training ---------------------------------------------------------------------
+    def stages(self) -> list[tuple[int | str, list[int]]]:
+        if self.job.stages == "mixed":
+            return [("all", list(range(len(self.records))))]
+        by: dict[int, list[int]] = {}
+        for i, r in enumerate(self.records):
+            by.setdefault(int(r.stage), []).append(i)
+        return sorted(by.items())
+
+    def train(self, interrupt_after_point: int | None = None) -> None:
+        progress = self.folder.read_json(self.state_file) if self.folder.exists(self.state_file) else {"done": []}
+        self.base_answers()
+        self.measure(0, 0, 0.0, options=True)
+        cfg = self.job.sft
+        self.first_point = 1
+        for stage, idx in self.stages():
+            self.stage = stage
+            data = [self._example(i) for i in idx]
+            steps = self._steps(len(data))
+            if str(stage) in progress["done"]:
+                self.offset += steps
+                self.first_point += self._points_in(steps)
+                self._load_stage_end(stage)
+                continue
+            out_dir = self.folder.path / "trainer" / f"stage-{stage}"
+            args = TrainingArguments(
+                output_dir=str(out_dir), num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
+                learning_rate=cfg.lr, lr_scheduler_type="cosine", warmup_steps=0.05, weight_decay=0.0,
+                logging_steps=max(1, steps // 10), save_strategy="epoch" if cfg.eval_every == "epoch" else "steps",
+                save_steps=1 if cfg.eval_every == "epoch" else int(cfg.eval_every), save_total_limit=1,
+                report_to=[], seed=cfg.seed, disable_tqdm=not self.progress, remove_unused_columns=False,
+                dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(), ddp_find_unused_parameters=False,
+            )
+            pad = self.tok.pad_token_id
+            self.trainer = SFTTrainer(model=self.model, args=args, train_dataset=data, ordered=cfg.ordered,
+                                      data_collator=lambda f: collate(f, pad),
+                                      callbacks=[TrackingCallback(self._on_point(interrupt_after_point), cfg.eval_every)])
+            last = _latest_checkpoint(out_dir)
+            self.trainer.train(resume_from_checkpoint=last)
+            self.offset += self.trainer.state.global_step
+            self.first_point += self._points_in(self.trainer.state.global_step)
+            self.save_checkpoint(f"stage-{stage}-end", self.offset, epoch_of(self.trainer.state))
+            progress["done"].append(str(stage))
+            if _rank() == 0:
+                self.folder.write_json(self.state_file, progress)
+
+    def _steps(self, n: int) -> int:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        return -(-n // (self.job.sft.batch_size * world)) * self.job.sft.epochs
+
+    def _points_in(self, steps: int) -> int:
+        every = self.job.sft.eval_every
+        if every == "epoch":
+            return self.job.sft.epochs
+        return -(-steps // int(every))
+
+    def _point_of(self, state: Any) -> int:
+        every = self.job.sft.eval_every
+        within = round(float(state.epoch or 0)) if every == "epoch" else -(-state.global_step // int(every))
+        return self.first_point + within - 1
+
+    def _load_stage_end(self, stage: int | str) -> None:
+        from safetensors.torch import load_file
+
+        folder = self.folder.path / "checkpoints" / f"stage-{stage}-end"
+        files = sorted(folder.glob("*.safetensors"))
+        state: dict[str, torch.Tensor] = {}
+        for f in files:
+            state.update(load_file(f))
+        if self.job.sft.lora:
+            from peft import set_peft_model_state_dict
+
+            set_peft_model_state_dict(self.model, state)
+        else:
+            self.model.load_state_dict(state, strict=False)
+
+    def _example(self, i: int) -> dict[str, Any]:
+        enc = self.tracker.items[i].enc
+        return {"input_ids": enc.input_ids, "labels": enc.labels, "idx": i}
+
+    def _on_point(self, interrupt_after: int | None) -> Any:
+        def on_point(state: Any) -> None:
+            self.measure(self._point_of(state), self.offset + state.global_step, epoch_of(state),
+                         options=self.job.track_options == "all")
+            if interrupt_after is not None and self.point >= interrupt_after:
+                raise KeyboardInterrupt(f"interrupted after point {interrupt_after} (test hook)")
+        return on_point
+
+    def finish(self) -> None:
+        final = self.tracker.measure(self.model, {}, options=True, outputs=True)  # every rank takes part
+        if final is None:
+            return
+        dyn = load_dynamics(self.folder.path)
+        last = dyn["point"].max()
+        outputs = dict(zip(final["id"], final["output"]))
+        dyn["output"] = None
+        if self.base_outputs:
+            dyn.loc[dyn["point"] == 0, "output"] = dyn.loc[dyn["point"] == 0, "id"].map(
+                dict(zip((r.id for r in self.records), self.base_outputs)))
+        dyn.loc[dyn["point"] == last, "output"] = dyn.loc[dyn["point"] == last, "id"].map(outputs)
+        if self.job.track_options != "all":
+            for col in [c for c in final.columns if c.startswith(("mc_", "pass@"))]:
+                dyn.loc[dyn["point"] == last, col] = dyn.loc[dyn["point"] == last, "id"].map(dict(zip(final["id"], final[col])))
+        dyn.to_parquet(self.folder.path / "dynamics.parquet", index=False)
+        summarize_samples(dyn, self.job.sft.criterion).to_parquet(self.folder.path / "samples.parquet", index=False)
+
+
+def _latest_checkpoint(folder: Path) -> str | None:
+    found = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])) if folder.exists() else []
+    return str(found[-1]) if found else None
+
+
+def run_sft(out: str | Path, model: str | None = None, data: str | None = None, world: str | Path | None = None,
+            preset: str = "default", sft: dict[str, Any] | None = None, resume: bool = False, progress: bool = True,
+            interrupt_after_point: int | None = None, **job: Any) -> Path:
+    """Fine-tune with per-sample tracking into the run folder ``out``.
+
+    Args:
+        out: the run folder (never overwritten; ``resume=True`` continues it).
+        model: model short name, local folder or Hugging Face name.
+        data: SFT file (JSONL / Alpaca / chat) or registered dataset name.
+        world: a world folder: its SFT set and its tiny base model.
+        preset: ``smoke``, ``default`` or ``full``.
+        sft: overrides of :class:`ilpnb.config.SFTConfig` fields.
+        resume: continue an interrupted run in ``out``.
+        progress: tqdm progress bars.
+        interrupt_after_point: testing hook that interrupts training after that point.
+        **job: other :class:`SFTJob` fields (``stages``, ``checkpoints``, ``track_options``, ``max_length``).
+
+    Returns:
+        The run folder.
+    """
+    spec = resolve_job(out, model, data, world, preset, sft, **job)
+    folder = _open_run(spec, resume)
+    if folder.exists("dynamics.parquet"):
+        return folder.path
+    run = _Run(spec, folder, progress)
+    run.train(interrupt_after_point)
+    run.finish()
+    return folder.path

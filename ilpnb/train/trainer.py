@@ -1,0 +1,122 @@
+"""The pieces ilpnb adds to transformers' ``Trainer`` for SFT with per-sample tracking.
+
+* :class:`SFTTrainer` — ``Trainer`` with an ordered (unshuffled) mode, optional per-sample
+  loss weights, and a stop with a clear message when the loss is not finite;
+* :class:`TrackingCallback` — measures every sample at each evaluation point (each epoch,
+  or every K steps), writes the rows, and saves model checkpoints for later analyses;
+* :func:`collate` — pads a batch (labels with -100).
+
+Everything else (DDP through ``torchrun`` / ``accelerate launch``, gradient accumulation,
+mixed precision, resuming from a checkpoint) is the ``Trainer``'s own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils.data import SequentialSampler
+from transformers import Trainer, TrainerCallback
+
+__all__ = ["NonFiniteLossError", "SFTTrainer", "TrackingCallback", "collate"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def collate(features: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad ``input_ids`` (with ``pad_id``) and ``labels`` (with -100) of a batch."""
+    width = max(len(f["input_ids"]) for f in features)
+    ids = torch.full((len(features), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(features), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(features), width), dtype=torch.long)
+    for row, f in enumerate(features):
+        n = len(f["input_ids"])
+        ids[row, :n] = torch.tensor(f["input_ids"])
+        labels[row, :n] = torch.tensor(f["labels"])
+        mask[row, :n] = 1
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    if "weight" in features[0]:
+        batch["weight"] = torch.tensor([float(f["weight"]) for f in features])
+    return batch
+
+
+class SFTTrainer(Trainer):
+    """``Trainer`` with ordered data, per-sample loss weights and a finite-loss check.
+
+    Args:
+        ordered: iterate the training set in its order (no shuffling).
+        *args, **kwargs: as for ``Trainer``.
+    """
+
+    def __init__(self, *args: Any, ordered: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ordered = ordered
+        self.last_good_checkpoint: str | None = None
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        if self.ordered:
+            return SequentialSampler(train_dataset if train_dataset is not None else self.train_dataset)
+        return super()._get_train_sampler(train_dataset)
+
+    def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        weight = inputs.pop("weight", None)
+        if weight is None:
+            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        else:
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            logits = outputs.logits[:, :-1].float()
+            target = labels[:, 1:]
+            tok = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100, reduction="none"
+            ).view(target.shape)
+            mask = (target != -100).float()
+            per_sample = (tok * mask).sum(1) / mask.sum(1).clamp(min=1)
+            loss = (per_sample * weight.to(per_sample.device)).sum() / weight.sum().clamp(min=1e-8)
+            result = (loss, outputs) if return_outputs else loss
+        loss_value = result[0] if isinstance(result, tuple) else result
+        if not torch.isfinite(loss_value.detach()).all():
+            where = f"; the last good checkpoint is {self.last_good_checkpoint}" if self.last_good_checkpoint else ""
+            raise NonFiniteLossError(
+                f"training loss became {loss_value.item()} at step {self.state.global_step + 1} "
+                f"(try a lower learning rate){where}"
+            )
+        return result
+
+
+class TrackingCallback(TrainerCallback):
+    """Calls ``on_point(trainer_state, epoch)`` at each evaluation point.
+
+    Args:
+        on_point: the measurement (and checkpoint) function.
+        every: ``"epoch"`` or a number of optimizer steps.
+    """
+
+    def __init__(self, on_point: Callable[[Any], None], every: str | int = "epoch") -> None:
+        self.on_point = on_point
+        self.every = every
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if self.every != "epoch" and state.global_step % int(self.every) == 0:
+            self.on_point(state)
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if self.every == "epoch":
+            self.on_point(state)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if self.every != "epoch" and state.global_step % int(self.every) != 0:
+            self.on_point(state)  # the end of a stage is always a point
+
+
+def epoch_of(state: Any) -> float:
+    """The (possibly fractional) epoch of a trainer state, rounded for tables."""
+    return round(float(state.epoch or 0.0), 3) if not math.isnan(float(state.epoch or 0.0)) else 0.0
+
+
+__all__ += ["epoch_of"]
