@@ -17,7 +17,14 @@ from __future__ import annotations
 from .andor import AndOrConfig, AndOrFit, fit_and_or, merge_low_order, sparsity_loss
 from .baseline import BaselineConfig, BaselineFit, disjoint_objective, fit_baseline, sample_triples
 from .compute import WARN_PLAYERS, check_players, compute_interactions, resolve_players
-from .masking import BASELINES, mask_embeddings, mean_embedding, resolve_baseline, token_player_index
+from .masking import (
+    BASELINES,
+    embedding_stats,
+    mask_embeddings,
+    mean_embedding,
+    resolve_baseline,
+    token_player_index,
+)
 from .players import (
     MAX_PLAYERS,
     STOP_WORDS,
@@ -71,6 +78,7 @@ __all__ = [
     "BaselineConfig",
     "BaselineFit",
     "disjoint_objective",
+    "embedding_stats",
     "fit_baseline",
     "mask_embeddings",
     "mean_embedding",

@@ -20,8 +20,10 @@ the rate is ``lr · std(v) / 2^n``; on tiny-model games with n = 5…10 and a sp
 game, ``lr`` 0.003–0.03 reached within a few percent of the best loss found over a grid of
 absolute rates, while 0.1 was sometimes and 1 always unstable. ``relative_lr=False`` uses
 ``lr`` as is. Defaults (:class:`AndOrConfig`): ``q_thres=0.02`` (published 0.02–0.04),
-``iterations=5000``, ``lr=0.01`` relative, decaying to 0.001. Optionally the order-0 and order-1 OR terms are merged into AND afterwards (this keeps
-the decomposition exact: ``∅`` and singletons contribute to the same subsets either way).
+``iterations=5000``, ``lr=0.01`` relative, decaying to 0.001.
+
+Optionally the order-0 and order-1 OR terms are merged into AND afterwards (this keeps the
+decomposition exact: ``∅`` and singletons contribute to the same subsets either way).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .masking import eval_mode, frozen_parameters
+from .masking import embedding_stats, eval_mode, frozen_parameters
 from .value import ValueFunction
 
 __all__ = ["BaselineConfig", "BaselineFit", "disjoint_objective", "fit_baseline", "sample_triples"]
@@ -144,9 +144,8 @@ def fit_baseline(value_fn: ValueFunction, config: BaselineConfig | None = None,
     """
     cfg = BaselineConfig(**{**asdict(config or BaselineConfig()), **overrides})
     n = value_fn.n_players
-    weight = value_fn.model.get_input_embeddings().weight.detach().float()
-    rms = float(weight.pow(2).mean().sqrt())
-    max_shift = None if cfg.radius is None else cfg.radius * float(weight.norm(dim=1).mean())
+    _, rms, mean_norm = embedding_stats(value_fn.model)
+    max_shift = None if cfg.radius is None else cfg.radius * mean_norm
     start = value_fn.baseline.detach().float()
     init = start.mean(0, keepdim=True) if cfg.shared else start.clone()
     param = torch.nn.Parameter(init.clone())
@@ -168,14 +167,16 @@ def fit_baseline(value_fn: ValueFunction, config: BaselineConfig | None = None,
             with torch.enable_grad():
                 for a in range(0, cfg.triples, per_chunk):
                     chunk = masks[a:a + per_chunk]
-                    loss = disjoint_objective(value_fn, chunk, full(param)) * (chunk.shape[0] / cfg.triples)
+                    share = chunk.shape[0] / cfg.triples
+                    loss = disjoint_objective(value_fn, chunk, full(param)) * share
                     loss.backward()
                     total += float(loss.detach())
             opt.step()
             if max_shift is not None:
                 with torch.no_grad():
                     delta = param - init
-                    scale = (max_shift / delta.norm(dim=1, keepdim=True).clamp(min=1e-12)).clamp(max=1.0)
+                    norm = delta.norm(dim=1, keepdim=True).clamp(min=1e-12)
+                    scale = (max_shift / norm).clamp(max=1.0)
                     param.copy_(init + delta * scale)
             history.append(total)
         fitted = full(param.detach()).clone().to(value_fn.baseline.dtype)

@@ -60,7 +60,7 @@ def check_players(n: int) -> None:
 
 
 def resolve_players(model: Any, tokenizer: Any, encoding: PromptEncoding,
-                    players: Sequence[str | int] | None = None, *, max_players: int = 10,
+                    players: Sequence[str | int | Player] | None = None, *, max_players: int = 10,
                     select: str = "effect", baseline: Any = "zero", target: Any = None,
                     batch_size: int | None = None) -> list[Player]:
     """The players of a prompt: named ones, or the default choice.
@@ -69,7 +69,8 @@ def resolve_players(model: Any, tokenizer: Any, encoding: PromptEncoding,
         model: The causal LM (used by ``select="effect"``).
         tokenizer: Its tokenizer.
         encoding: The encoded prompt.
-        players: Words / phrases / word indices to use; ``None`` for the default choice.
+        players: Words / phrases / word indices / earlier players to use; ``None`` for the
+            default choice.
         max_players: Default choice keeps at most this many words.
         select: ``"effect"`` ranks words by ``|v(N) - v(N \\ {i})|`` (one extra batch of
             forward passes, with the given baseline, or the mean embedding for a learned or
@@ -105,7 +106,7 @@ def compute_interactions(
     model: Any,
     tokenizer: Any,
     prompt: str,
-    players: Sequence[str | int] | None = None,
+    players: Sequence[str | int | Player] | None = None,
     *,
     baseline: str | torch.Tensor | np.ndarray = "zero",
     target: str | int | Sequence[int] | None = None,
@@ -125,8 +126,9 @@ def compute_interactions(
         model: Any Hugging Face causal LM (accepting ``inputs_embeds``).
         tokenizer: Its fast tokenizer.
         prompt: The user's text.
-        players: Words / phrases / word indices to use as players; default: all words, or
-            the ``max_players`` most salient ones (see :func:`resolve_players`).
+        players: Words / phrases / word indices (or the players of an earlier result) to
+            use as players; default: all words, or the ``max_players`` most salient ones
+            (see :func:`resolve_players`).
         baseline: ``"zero"``, ``"mean"``, ``"learned"``, or a tensor ``(d,)`` / ``(n, d)``.
         target: ``None`` (the model's greedy first response token), a token id, token ids,
             or a response string (teacher-forced, log-odds summed over its tokens).
@@ -153,7 +155,8 @@ def compute_interactions(
         UserWarning: More than 16 players.
     """
     if isinstance(baseline, str) and baseline not in BASELINES:
-        raise InteractionInputError(f"unknown baseline {baseline!r}; use one of {BASELINES} or a tensor")
+        raise InteractionInputError(
+            f"unknown baseline {baseline!r}; use one of {BASELINES} or a tensor")
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     encoding = encode_prompt(tokenizer, prompt, chat_template)
@@ -164,7 +167,8 @@ def compute_interactions(
                        tokenizer=tokenizer, batch_size=batch_size, memory_budget=memory_budget)
     timing["setup_s"] = time.perf_counter() - t0
     meta: dict[str, Any] = {
-        "model": str(getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__),
+        "model": str(getattr(getattr(model, "config", None), "_name_or_path", "")
+                     or type(model).__name__),
         "model_class": type(model).__name__, "batch_size": vf.batch_size,
         "chat_template": encoding.chat_template, "n_players": len(chosen),
     }

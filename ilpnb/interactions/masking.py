@@ -28,6 +28,7 @@ from .players import InteractionInputError, Player
 
 __all__ = [
     "BASELINES",
+    "embedding_stats",
     "eval_mode",
     "frozen_parameters",
     "mask_embeddings",
@@ -39,13 +40,42 @@ __all__ = [
 BASELINES = ("zero", "mean", "learned")
 
 
+def embedding_stats(model: Any, chunk: int = 4096) -> tuple[torch.Tensor, float, float]:
+    """Statistics of the input embeddings over the whole vocabulary.
+
+    The embedding layer is applied to every token id (in chunks), so models whose embedding
+    module rescales its weights (e.g. by ``sqrt(d)``) are measured in the space that
+    ``inputs_embeds`` lives in.
+
+    Args:
+        model: The causal LM.
+        chunk: Token ids embedded at once.
+
+    Returns:
+        ``(mean vector (d,), RMS of the entries, mean L2 norm of a token embedding)``.
+    """
+    layer = model.get_input_embeddings()
+    weight = layer.weight
+    vocab = weight.shape[0]
+    total = torch.zeros(weight.shape[1], dtype=torch.float64, device=weight.device)
+    sq, norms = 0.0, 0.0
+    with torch.no_grad():
+        for a in range(0, vocab, chunk):
+            ids = torch.arange(a, min(a + chunk, vocab), device=weight.device)
+            e = layer(ids[None])[0].double()
+            total += e.sum(0)
+            sq += float(e.pow(2).sum())
+            norms += float(e.norm(dim=1).sum())
+    return (total / vocab).to(weight.dtype), (sq / (vocab * weight.shape[1])) ** 0.5, norms / vocab
+
+
 def mean_embedding(model: Any) -> torch.Tensor:
     """Mean input embedding of a model over its vocabulary, shape ``(d,)``."""
-    weight = model.get_input_embeddings().weight
-    return weight.detach().float().mean(dim=0).to(weight.dtype)
+    return embedding_stats(model)[0]
 
 
-def resolve_baseline(model: Any, baseline: str | torch.Tensor | np.ndarray, n_players: int) -> torch.Tensor:
+def resolve_baseline(model: Any, baseline: str | torch.Tensor | np.ndarray,
+                     n_players: int) -> torch.Tensor:
     """Baseline vectors, one per player.
 
     Args:
@@ -69,10 +99,12 @@ def resolve_baseline(model: Any, baseline: str | torch.Tensor | np.ndarray, n_pl
         elif baseline in ("mean", "learned"):
             vec = mean_embedding(model)
         else:
-            raise InteractionInputError(f"unknown baseline {baseline!r}; use one of {BASELINES} or a tensor")
+            raise InteractionInputError(
+                f"unknown baseline {baseline!r}; use one of {BASELINES} or a tensor")
         return vec.expand(n_players, d).clone()
-    vec = torch.as_tensor(np.asarray(baseline) if not isinstance(baseline, torch.Tensor) else baseline)
-    vec = vec.detach().to(device=weight.device, dtype=weight.dtype)
+    if not isinstance(baseline, torch.Tensor):
+        baseline = torch.as_tensor(np.asarray(baseline))
+    vec = baseline.detach().to(device=weight.device, dtype=weight.dtype)
     if vec.shape == (d,):
         return vec.expand(n_players, d).clone()
     if vec.shape == (n_players, d):

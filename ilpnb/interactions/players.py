@@ -213,14 +213,17 @@ def _merge(cands: Sequence[Player], first: int, last: int) -> Player:
                   tuple(t for p in span for t in p.tokens))
 
 
-def name_players(candidates: Sequence[Player], names: Sequence[str | int]) -> list[Player]:
+def name_players(candidates: Sequence[Player],
+                 names: Sequence[str | int | Player]) -> list[Player]:
     """Players named by the user.
 
     Args:
         candidates: Output of :func:`word_players`.
-        names: Each a word index (int) or a word / phrase (str). A string matches the next
-            unused occurrence of the word, exactly or with surrounding punctuation stripped;
-            a phrase (several words separated by spaces) matches consecutive words.
+        names: Each a word index (int), a word / phrase (str), or a :class:`Player` of an
+            earlier result (its words are matched again, so tokens follow this tokenizer).
+            A string matches the next unused occurrence of the word, exactly or with
+            surrounding punctuation stripped; a phrase (several words separated by spaces)
+            matches consecutive words.
 
     Returns:
         The named players, in the order given.
@@ -233,11 +236,17 @@ def name_players(candidates: Sequence[Player], names: Sequence[str | int]) -> li
     used: set[int] = set()
     out: list[Player] = []
     for name in names:
+        if isinstance(name, Player):  # e.g. from an earlier result: same words, new tokens
+            a, b = (name.words[0], name.words[-1]) if name.words else (-1, -1)
+            same = 0 <= a <= b < len(words) and " ".join(words[a:b + 1]) == name.word
+            name = (a if a == b else " ".join(words[a:b + 1])) if same else name.word
         if isinstance(name, bool) or not isinstance(name, (int, str)):
-            raise InteractionInputError(f"a player must be a word (str) or a word index (int), got {name!r}")
+            raise InteractionInputError(
+                f"a player must be a word (str) or a word index (int), got {name!r}")
         if isinstance(name, int):
             if not 0 <= name < len(words):
-                raise InteractionInputError(f"word index {name} is out of range: the prompt has {len(words)} words")
+                raise InteractionInputError(
+                    f"word index {name} is out of range: the prompt has {len(words)} words")
             first = last = name
         else:
             parts = name.split()

@@ -123,7 +123,8 @@ class InteractionResult:
         orders = subset_orders(n)
         sal = self.salient_mask(frac)
         if wide:
-            data: dict[str, Any] = {"subset": subsets, "words": names, "order": orders, "v": self.values}
+            data: dict[str, Any] = {"subset": subsets, "words": names, "order": orders,
+                                    "v": self.values}
             for k, vals in self.kinds().items():
                 data[f"{k}_value"] = vals
                 data[f"{k}_salient"] = sal[k]

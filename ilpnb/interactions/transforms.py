@@ -61,7 +61,7 @@ def _copy(x: Array) -> Array:
 
 
 def _butterfly(x: Array, sign: float, up: bool) -> Array:
-    """In place: for every bit i, ``x[S ∪ i] += sign·x[S]`` (up) or ``x[S] += sign·x[S ∪ i]``."""
+    """In place, for every bit i: ``x[S∪i] += sign·x[S]`` (up) or ``x[S] += sign·x[S∪i]``."""
     n = n_players_of(x)
     for i in range(n):
         view = x.reshape(-1, 2, 1 << i)
@@ -139,7 +139,10 @@ def or_interactions_transpose(s: Array) -> Array:
 
 
 def or_reconstruct(i_or: Array) -> Array:
-    """Game values rebuilt from OR interactions: ``v(S) = I_or(∅) + sum_{T≠∅, T∩S≠∅} I_or(T)``."""
+    """Game values rebuilt from OR interactions.
+
+    ``v(S) = I_or(∅) + sum_{T≠∅, T∩S≠∅} I_or(T)``.
+    """
     j = _copy(i_or)
     j[0] = 0.0
     z = zeta_transform(j)  # z[A] = sum of I_or(T) over nonempty T ⊆ A

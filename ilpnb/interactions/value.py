@@ -232,7 +232,8 @@ class ValueFunction:
         """
         keep = torch.as_tensor(np.asarray(keep) if not isinstance(keep, torch.Tensor) else keep)
         if keep.ndim != 2 or keep.shape[1] != self.n_players:
-            raise InteractionInputError(f"coalitions must have shape (m, {self.n_players}), got {tuple(keep.shape)}")
+            raise InteractionInputError(
+                f"coalitions must have shape (m, {self.n_players}), got {tuple(keep.shape)}")
         out = np.empty(keep.shape[0], dtype=np.float64)
         with eval_mode(self.model), torch.inference_mode():
             for a in range(0, keep.shape[0], self.batch_size):
