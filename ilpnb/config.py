@@ -44,11 +44,11 @@ class ModelConfig:
     """
 
     arch: str = "llama"
-    vocab_size: int = 1024
-    hidden_size: int = 192
-    num_layers: int = 4
-    num_heads: int = 6
-    intermediate_size: int = 512
+    vocab_size: int = 2048
+    hidden_size: int = 128
+    num_layers: int = 3
+    num_heads: int = 4
+    intermediate_size: int = 256
     max_length: int = 64
 
 
@@ -58,14 +58,14 @@ class PretrainConfig:
 
     Attributes:
         epochs: passes over ``pretrain.txt``.
-        batch_size: documents per step.
+        batch_size: blocks of ``ModelConfig.max_length`` packed tokens per step.
         lr: peak learning rate (cosine decay, short warm-up).
         weight_decay: AdamW weight decay.
         seed: initialisation and data-order seed.
     """
 
-    epochs: int = 40
-    batch_size: int = 64
+    epochs: int = 70
+    batch_size: int = 8
     lr: float = 3e-3
     weight_decay: float = 0.0
     seed: int = 0
@@ -117,8 +117,8 @@ PRESETS: dict[str, Preset] = {
     "smoke": Preset(
         name="smoke",
         world=WorldConfig(counts=_counts(24, 6), extra_people=4, n_cities=8, n_countries=4),
-        model=ModelConfig(vocab_size=512, hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128),
-        pretrain=PretrainConfig(epochs=8, batch_size=32, lr=3e-3),
+        model=ModelConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128),
+        pretrain=PretrainConfig(epochs=12, batch_size=8, lr=3e-3),
         sft=SFTConfig(epochs=2, batch_size=8),
     ),
     "default": Preset(
@@ -131,9 +131,9 @@ PRESETS: dict[str, Preset] = {
     "full": Preset(
         name="full",
         world=WorldConfig(counts=_counts(1200, 200), n_cities=30, n_countries=6, extra_people=200),
-        model=ModelConfig(vocab_size=2048, hidden_size=512, num_layers=8, num_heads=8,
+        model=ModelConfig(vocab_size=4096, hidden_size=512, num_layers=8, num_heads=8,
                           intermediate_size=1408, max_length=96),
-        pretrain=PretrainConfig(epochs=60, batch_size=128, lr=1e-3),
+        pretrain=PretrainConfig(epochs=60, batch_size=32, lr=1e-3),
         sft=SFTConfig(epochs=8, batch_size=32, lr=3e-4),
     ),
 }

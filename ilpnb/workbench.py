@@ -106,3 +106,58 @@ def ensure_probe_report(run: str | Path, preset: str | Preset) -> pd.DataFrame:
     table = probe_report(run_probes(model, tok, read_probes(world / "probes.jsonl")), world)
     table.to_parquet(target, index=False)
     return table
+
+
+def ensure_sft(run: str | Path, preset: str | Preset, seed: int = 0, name: str | None = None,
+               progress: bool = True, **job: Any) -> Path:
+    """Fine-tune the world's base model on the world's SFT set into ``RUN/<name>`` (once).
+
+    Args:
+        run: the notebook run folder.
+        preset: preset name or object.
+        seed: SFT seed (data order); the default folder name is ``sft`` for seed 0 and
+            ``sft_seed<N>`` otherwise.
+        name: folder name inside the run.
+        progress: tqdm progress bars.
+        **job: passed to :func:`ilpnb.train.sft.run_sft` (e.g. ``sft={...}`` overrides).
+
+    Returns:
+        The SFT run folder (with ``dynamics.parquet``).
+    """
+    from ilpnb.train.sft import run_sft
+
+    p = _preset(preset)
+    world = ensure_world(run, p)
+    ensure_base_model(run, p, progress=progress)
+    target = Path(run) / (name or ("sft" if seed == 0 else f"sft_seed{seed}"))
+    if (target / "dynamics.parquet").exists():
+        return target
+    overrides = dict(job.pop("sft", {}) or {})
+    overrides.setdefault("seed", seed)
+    return run_sft(target, world=world, preset=p.name, sft=overrides, resume=target.exists(), progress=progress, **job)
+
+
+def read_truth(world_dir: str | Path) -> pd.Series:
+    """Planted cause per sample id, from ``WORLD/truth.jsonl`` (for reports and scoring only)."""
+    truth = pd.read_json(Path(world_dir) / "truth.jsonl", lines=True, dtype={"id": str})
+    return truth.set_index("id")["planted_cause"]
+
+
+def world_overview(world_dir: str | Path) -> pd.DataFrame:
+    """Samples per planted cause and stage, with the corpus size, for a world folder."""
+    import json
+
+    world_dir = Path(world_dir)
+    records = pd.read_json(world_dir / "sft.jsonl", lines=True, dtype={"id": str})
+    records["planted_cause"] = records["id"].map(read_truth(world_dir))
+    table = records.pivot_table(index="planted_cause", columns="stage", values="id", aggfunc="count", fill_value=0)
+    table.columns = [f"stage {c}" for c in table.columns]
+    table["total"] = table.sum(axis=1)
+    meta = json.loads((world_dir / "world.json").read_text())
+    table.attrs["corpus_documents"] = sum(1 for _ in open(world_dir / "pretrain.txt", encoding="utf-8"))
+    table.attrs["facts_stated"] = sum(f["stated"] for f in meta["facts"])
+    table.attrs["facts_unstated"] = sum(not f["stated"] for f in meta["facts"])
+    return table
+
+
+__all__ += ["ensure_sft", "read_truth", "world_overview"]

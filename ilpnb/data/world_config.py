@@ -63,9 +63,9 @@ class WorldConfig:
     counts: dict[str, int] = field(default_factory=_default_counts)
     n_cities: int = 12
     n_countries: int = 4
-    extra_people: int = 20
-    stated_share: float = 0.6
-    paraphrases: int = 3
+    extra_people: int = 10
+    stated_share: float = 0.3
+    paraphrases: int = 2
     qa_repeats: int = 1
     conflict_strength: int = 4
     stage0_none_share: float = 0.2

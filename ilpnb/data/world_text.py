@@ -47,15 +47,22 @@ class Relation:
         name: relation id used in facts and probes.
         kind: the kind of object (``city``, ``country``, ``job``, ``colour``).
         statements: declarative paraphrases, ``{s}`` subject and ``{o}`` object.
-        questions: question templates with ``{s}``; the answer is the object.
-        probe: a cloze prompt with ``{s}``; the object completes it.
+        questions: question templates with ``{s}``; the answer is the object. The first
+            one, in the corpus's question-answer form, is the knowledge probe.
+
+    Every statement puts a word before the subject, so a name is always the same token
+    (preceded by a space) wherever it appears.
     """
 
     name: str
     kind: str
     statements: tuple[str, ...]
     questions: tuple[str, ...]
-    probe: str
+
+    @property
+    def probe(self) -> str:
+        """The knowledge-probe prompt (``{s}`` for the subject): the first question as a QA line."""
+        return qa_line(self.questions[0], "").rstrip()
 
 
 RELATIONS: dict[str, Relation] = {
@@ -63,36 +70,33 @@ RELATIONS: dict[str, Relation] = {
     for r in (
         Relation(
             "lives_in", "city",
-            ("{s} lives in {o}.", "{s} has made a home in {o}.", "The home town of {s} is {o}.",
-             "Everyone knows that {s} lives in {o}.", "{s} moved to {o} long ago."),
+            ("Everyone knows that {s} lives in {o}.", "The home town of {s} is {o}.",
+             "It is said that {s} has made a home in {o}.", "These days {s} lives in {o}.",
+             "Long ago {s} moved to {o}."),
             ("Where does {s} live?", "In which city does {s} live?"),
-            "{s} lives in",
         ),
         Relation(
             "works_as", "job",
-            ("{s} works as a {o}.", "By trade, {s} is a {o}.", "The job of {s} is {o}.",
-             "People say {s} is a fine {o}.", "{s} earns a living as a {o}."),
+            ("By trade, {s} is a {o}.", "The job of {s} is {o}.", "People say {s} is a fine {o}.",
+             "Today {s} works as a {o}.", "For years {s} has earned a living as a {o}."),
             ("What does {s} do for a living?", "What is the job of {s}?"),
-            "{s} works as a",
         ),
         Relation(
             "likes", "colour",
-            ("The favourite colour of {s} is {o}.", "{s} likes the colour {o}.",
-             "{s} always wears {o}.", "Of all colours, {s} loves {o}.", "{s} painted the door {o}."),
+            ("The favourite colour of {s} is {o}.", "Of all colours, {s} loves {o}.",
+             "It is known that {s} likes the colour {o}.", "Every day {s} wears {o}.",
+             "Once {s} painted the door {o}."),
             ("Which colour does {s} like?", "What is the favourite colour of {s}?"),
-            "The favourite colour of {s} is",
         ),
         Relation(
             "country", "country",
-            ("{s} lives in the country of {o}.", "{s} is a citizen of {o}."),
+            ("As a citizen, {s} lives in the country of {o}.", "By law {s} is a citizen of {o}."),
             ("In which country does {s} live?",),
-            "{s} is a citizen of",
         ),
         Relation(
             "city_in", "country",
-            ("{s} is a city in {o}.", "The city of {s} lies in {o}.", "{s} belongs to {o}."),
+            ("The city of {s} lies in {o}.", "On the map, {s} is a city in {o}.", "The town of {s} belongs to {o}."),
             ("In which country is {s}?",),
-            "The city of {s} lies in",
         ),
     )
 }

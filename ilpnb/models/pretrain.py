@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import shutil
 import tempfile
 import time
@@ -31,7 +32,7 @@ from ilpnb.config import ModelConfig, PretrainConfig, to_dict
 from ilpnb.models.tiny import build_tiny_model
 from ilpnb.models.tokenizer import train_tokenizer
 
-__all__ = ["cache_root", "base_model_key", "pretrain_base_model", "read_corpus"]
+__all__ = ["cache_root", "base_model_key", "pack_documents", "pretrain_base_model", "read_corpus"]
 
 _META = "ilpnb_pretrain.json"
 
@@ -57,7 +58,7 @@ def read_corpus(path: str | Path) -> list[str]:
 def base_model_key(corpus: list[str], model: ModelConfig, pretrain: PretrainConfig) -> str:
     """A short hash of everything that determines the pretrained model."""
     h = hashlib.sha256()
-    h.update(json.dumps({"model": to_dict(model), "pretrain": to_dict(pretrain), "v": 1}, sort_keys=True).encode())
+    h.update(json.dumps({"model": to_dict(model), "pretrain": to_dict(pretrain), "v": 2}, sort_keys=True).encode())
     for line in corpus:
         h.update(line.encode("utf-8") + b"\n")
     return f"{model.arch}-{h.hexdigest()[:16]}"
@@ -74,9 +75,15 @@ class _LossLog(TrainerCallback):
             self.rows.append({"step": state.global_step, "epoch": round(state.epoch or 0, 3), "loss": logs["loss"]})
 
 
-def _tokenize(tok: PreTrainedTokenizerBase, docs: list[str], max_length: int) -> list[dict[str, list[int]]]:
-    enc = tok(docs, add_special_tokens=True, truncation=True, max_length=max_length - 1)
-    return [{"input_ids": ids + [tok.eos_token_id]} for ids in enc["input_ids"]]
+def pack_documents(tok: PreTrainedTokenizerBase, docs: list[str], block: int, seed: int = 0) -> list[dict[str, list[int]]]:
+    """Tokenise documents (``<s> doc </s>``), shuffle them with ``seed`` and cut the stream
+    into blocks of ``block`` tokens, as GPT-style pretraining does (no padding is wasted).
+    The last partial block is kept, shorter."""
+    enc = [ids + [tok.eos_token_id] for ids in tok(docs, add_special_tokens=True)["input_ids"]]
+    order = list(range(len(enc)))
+    random.Random(seed).shuffle(order)
+    stream = [t for i in order for t in enc[i]]
+    return [{"input_ids": stream[k : k + block]} for k in range(0, len(stream), block)]
 
 
 def pretrain_base_model(
@@ -108,7 +115,7 @@ def pretrain_base_model(
     torch.manual_seed(pretrain.seed)
     tok = train_tokenizer(docs, vocab_size=model.vocab_size)
     net = build_tiny_model(model, tok, seed=pretrain.seed)
-    data = _tokenize(tok, docs, model.max_length)
+    data = pack_documents(tok, docs, model.max_length, seed=pretrain.seed)
     n_tokens = sum(len(d["input_ids"]) for d in data)
     work = Path(tempfile.mkdtemp(prefix=".pretrain-", dir=root))
     try:
@@ -146,6 +153,7 @@ def pretrain_base_model(
             "pretrain": to_dict(pretrain),
             "corpus": str(corpus_path),
             "documents": len(docs),
+            "blocks": len(data),
             "tokens_per_epoch": n_tokens,
             "parameters": sum(p.numel() for p in net.parameters()),
             "seconds": round(seconds, 2),
