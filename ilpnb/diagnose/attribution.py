@@ -1,0 +1,160 @@
+"""Diagnosis of a fine-tuning run: every detector's score, one cause per unlearned sample.
+
+:func:`build_context` gathers what detectors may read from a run folder (never the world's
+``truth.jsonl``): the SFT records, ``dynamics.parquet``, the per-sample summary by the
+run's learnedness criterion, near-duplicate siblings, and — when the run has knowledge
+probes (a world's ``probes.jsonl``, or ``probes=FILE``) — the base model's results on them.
+:func:`diagnose` runs every registered detector and attributes each unlearned sample to the
+cause with the highest score if it reaches ``threshold``, ``unattributed`` otherwise;
+learned samples get ``none``. :func:`write_diagnosis` saves ``RUN/diagnosis.parquet``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import ilpnb.diagnose.detectors  # noqa: F401  (registers the detectors)
+from ilpnb.diagnose.base import REGISTRY, DiagnosisContext
+from ilpnb.diagnose.similarity import find_siblings
+from ilpnb.probe.criteria import learned as learned_rows
+from ilpnb.train.derived import summarize_samples
+
+__all__ = ["build_context", "diagnose", "write_diagnosis", "cause_split", "CAUSE_ORDER"]
+
+CAUSE_ORDER = ("missing_knowledge", "pretrain_conflict", "data_conflict", "left_forgetting", "rare_pattern")
+
+
+def _records_table(run: Path, config: dict[str, Any]) -> pd.DataFrame:
+    from ilpnb.data.packaged import resolve_data
+
+    recs = resolve_data(config["data"])
+    table = pd.DataFrame([{"id": str(r.id), "prompt": r.prompt, "response": r.response, "stage": int(r.stage),
+                           "options": list(r.options or [])} for r in recs])
+    return table.set_index("id")
+
+
+def _probe_file(config: dict[str, Any], probes: str | Path | None) -> Path | None:
+    if probes is not None:
+        return Path(probes)
+    if config.get("world") and (Path(config["world"]) / "probes.jsonl").exists():
+        return Path(config["world"]) / "probes.jsonl"
+    return None
+
+
+def _probe_results(run: Path, config: dict[str, Any], path: Path) -> pd.DataFrame:
+    """The base model's results on the probes (cached in ``RUN/probe_results.parquet``)."""
+    cache = run / "probe_results.parquet"
+    if cache.exists():
+        return pd.read_parquet(cache)
+    from ilpnb.models.registry import load_model_and_tokenizer
+    from ilpnb.probe.knowledge import read_probes, run_probes
+
+    probes = read_probes(path)
+    model, tok = load_model_and_tokenizer(config["model"])
+    table = run_probes(model, tok, probes)
+    table.to_parquet(cache, index=False)
+    return table
+
+
+def _link_probes(records: pd.DataFrame, table: pd.DataFrame, blind_below: float = 0.2) -> dict[str, list[dict[str, Any]]]:
+    """Probes whose subject occurs (as whole words) in a sample's prompt."""
+    table = table.assign(blind=(table["pass_at_n"] < blind_below) | ~table["recall"].astype(bool))
+    by_subject = {s: g.to_dict("records") for s, g in table.groupby("subject")}
+    pattern = re.compile(r"\b(" + "|".join(re.escape(s) for s in sorted(by_subject, key=len, reverse=True)) + r")\b") \
+        if by_subject else None
+    out: dict[str, list[dict[str, Any]]] = {}
+    for sid, prompt in records["prompt"].items():
+        found = set(pattern.findall(prompt)) if pattern else set()
+        out[sid] = [p for s in found for p in by_subject[s]]
+    return out
+
+
+def build_context(run: str | Path, criterion: str | None = None, probes: str | Path | None = None,
+                  sibling_threshold: float = 0.8) -> DiagnosisContext:
+    """Collect what detectors may read from a run folder.
+
+    Args:
+        run: an SFT run folder (with ``dynamics.parquet``).
+        criterion: learnedness criterion (default: the run's).
+        probes: a knowledge-probe file (default: the world's ``probes.jsonl`` if any).
+        sibling_threshold: similarity at which two prompts are near-duplicates.
+    """
+    from ilpnb.train.sft import load_dynamics
+
+    run = Path(run)
+    config = json.loads((run / "config.json").read_text())
+    criterion = criterion or config.get("sft", {}).get("criterion", "exact")
+    dyn = load_dynamics(run).copy()
+    dyn["id"] = dyn["id"].astype(str)
+    records = _records_table(run, config)
+    samples = summarize_samples(dyn, criterion).set_index("id")
+    dyn = dyn.sort_values(["point"])
+    dyn["_learned"] = learned_rows(dyn, criterion).to_numpy()
+    flags = {sid: g["_learned"].to_numpy() for sid, g in dyn.groupby("id", sort=False)}
+    steps = dyn.drop_duplicates("point").sort_values("point")["step"].tolist()
+    base = dyn[dyn["point"] == dyn["point"].min()].set_index("id")
+    final = dyn[dyn["point"] == dyn["point"].max()].set_index("id")
+    ctx = DiagnosisContext(records=records, dynamics=dyn, samples=samples, base=base, final=final,
+                           siblings=find_siblings(records, sibling_threshold))
+    ctx.info.update({"learned_flags": flags, "steps": steps, "criterion": criterion})
+    path = _probe_file(config, probes)
+    ctx.info["has_probes"] = path is not None
+    ctx.probes = _link_probes(records, _probe_results(run, config, path)) if path else {i: [] for i in records.index}
+    return ctx
+
+
+def diagnose(ctx: DiagnosisContext, threshold: float = 0.5, detectors: list[str] | None = None) -> pd.DataFrame:
+    """One row per sample: ``id``, ``learned``, ``cause``, ``score_<cause>`` for every
+    detector, ``evidence`` (of the attributed cause, or of every detector above 0.3 when
+    unattributed), and ``siblings`` (near-duplicate ids)."""
+    names = detectors or [c for c in CAUSE_ORDER if c in REGISTRY] + [c for c in REGISTRY if c not in CAUSE_ORDER]
+    results = {name: REGISTRY[name]().detect(ctx) for name in names}
+    scores = pd.DataFrame({f"score_{n}": r.score.reindex(ctx.ids).clip(0, 1) for n, r in results.items()})
+    learned = ctx.samples["learned"].reindex(ctx.ids).astype(bool)
+    best = scores.to_numpy().argmax(axis=1)
+    top = scores.to_numpy().max(axis=1)
+    causes, evidence = [], []
+    for k, sid in enumerate(ctx.ids):
+        if learned[sid]:
+            causes.append("none")
+            evidence.append("reproduced at the end")
+        elif top[k] >= threshold:
+            causes.append(names[best[k]])
+            evidence.append(f"{names[best[k]]} ({top[k]:.2f}): {results[names[best[k]]].evidence[sid]}")
+        else:
+            causes.append("unattributed")
+            near = [f"{n} ({scores.iloc[k][f'score_{n}']:.2f}): {results[n].evidence[sid]}"
+                    for n in names if scores.iloc[k][f"score_{n}"] >= 0.3]
+            evidence.append("no detector is confident" + ("; " + " | ".join(near) if near else ""))
+    out = pd.DataFrame({"id": list(ctx.ids), "learned": learned.to_numpy(), "cause": causes})
+    out = pd.concat([out, scores.reset_index(drop=True)], axis=1)
+    out["evidence"] = evidence
+    out["siblings"] = [[s for s, _ in ctx.siblings.get(i, [])] for i in ctx.ids]
+    return out
+
+
+def write_diagnosis(run: str | Path, criterion: str | None = None, probes: str | Path | None = None,
+                    threshold: float = 0.5) -> pd.DataFrame:
+    """Diagnose a run and save ``RUN/diagnosis.parquet`` (and ``RUN/cause_split.csv``)."""
+    ctx = build_context(run, criterion, probes)
+    table = diagnose(ctx, threshold)
+    table.to_parquet(Path(run) / "diagnosis.parquet", index=False)
+    cause_split(table).to_csv(Path(run) / "cause_split.csv")
+    return table
+
+
+def cause_split(diagnosis: pd.DataFrame) -> pd.DataFrame:
+    """Share of unlearned samples per diagnosed cause (and unattributed), like the published table."""
+    un = diagnosis[~diagnosis["learned"].astype(bool)]
+    order = list(CAUSE_ORDER) + ["unattributed"]
+    counts = un["cause"].value_counts().reindex(order, fill_value=0)
+    table = pd.DataFrame({"unlearned samples": counts, "share": counts / max(len(un), 1)})
+    table.loc["total"] = [len(un), 1.0 if len(un) else np.nan]
+    table.attrs["unlearned_share"] = len(un) / max(len(diagnosis), 1)
+    return table
