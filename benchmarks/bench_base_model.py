@@ -22,11 +22,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="default")
     parser.add_argument("--keep-cache", action="store_true", help="reuse a cached model (skips the timing)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ilpnb-bench-"))
     if not args.keep_cache:
         os.environ["ILPNB_CACHE"] = str(tmp / "cache")
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from ilpnb.config import get_preset
     from ilpnb.data.world import generate_world

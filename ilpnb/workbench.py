@@ -161,3 +161,25 @@ def world_overview(world_dir: str | Path) -> pd.DataFrame:
 
 
 __all__ += ["ensure_sft", "read_truth", "world_overview"]
+
+
+def ensure_diagnosis(run: str | Path, preset: str | Preset, name: str = "sft") -> pd.DataFrame:
+    """Diagnose ``RUN/<name>`` (after :func:`ensure_sft`) once; returns ``diagnosis.parquet``."""
+    from ilpnb.diagnose.attribution import write_diagnosis
+
+    sft = ensure_sft(run, preset) if name == "sft" else Path(run) / name
+    path = sft / "diagnosis.parquet"
+    if path.exists():
+        return pd.read_parquet(path)
+    return write_diagnosis(sft)
+
+
+def diagnosis_signals(run: str | Path, name: str = "sft") -> pd.DataFrame:
+    """The per-sample signals the detectors read (see :func:`ilpnb.diagnose.features.signals`)."""
+    from ilpnb.diagnose.attribution import build_context
+    from ilpnb.diagnose.features import signals
+
+    return signals(build_context(Path(run) / name))
+
+
+__all__ += ["ensure_diagnosis", "diagnosis_signals"]

@@ -29,12 +29,13 @@ CHAT_TEMPLATE = (
 )
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> PreTrainedTokenizerFast:
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 2048) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE tokenizer on ``texts``.
 
     Args:
         texts: training text, e.g. the lines of ``pretrain.txt``.
-        vocab_size: target vocabulary size including the 256 byte symbols and specials.
+        vocab_size: largest vocabulary, including the 256 byte symbols and specials; on a
+            world corpus training stops earlier, when every word is a single token.
 
     Returns:
         A fast tokenizer ready for ``save_pretrained`` / ``AutoTokenizer.from_pretrained``.

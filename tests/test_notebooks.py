@@ -1,0 +1,72 @@
+"""Notebook tier: every numbered notebook runs headless at the smoke preset through `ilpnb run`.
+
+The notebooks share one run folder, as in `make run`, so they run once, in order, in a
+module-scoped fixture; each test then checks what one notebook left in the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from ilpnb.notebook_runner import default_notebooks_dir, find_notebooks, run_notebooks
+
+pytestmark = pytest.mark.notebooks
+
+NOTEBOOKS = [p.name for p in find_notebooks(default_notebooks_dir())]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("nbrun")
+    os.environ.setdefault("ILPNB_CACHE", str(root / "cache"))
+    return run_notebooks(preset="smoke", out=root / "run", progress=False)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_executes_without_error(smoke_run: Path, name: str) -> None:
+    executed = smoke_run / "notebooks" / name
+    assert executed.exists(), f"{name} was not executed"
+    nb = nbformat.read(executed, as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, f"{name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+    params = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(params) == 1
+
+
+def test_index_links_every_notebook(smoke_run: Path) -> None:
+    html = (smoke_run / "index.html").read_text()
+    for name in NOTEBOOKS:
+        assert Path(name).stem in html
+    assert "<img" in html
+
+
+def test_quickstart_leaves_world_model_and_probe_report(smoke_run: Path) -> None:
+    assert sorted(p.name for p in (smoke_run / "world").iterdir()) == sorted(
+        ["sft.jsonl", "truth.jsonl", "pretrain.txt", "probes.jsonl", "world.json"])
+    info = json.loads((smoke_run / "base_model.json").read_text())
+    assert Path(info["path"], "config.json").exists()
+    assert (smoke_run / "probes.parquet").exists()
+    assert (smoke_run / "figures" / "00_probe_report.png").exists()
+
+
+@pytest.mark.skipif("01_ilp_prevalence.ipynb" not in NOTEBOOKS, reason="notebook 01 not present")
+def test_prevalence_leaves_dynamics_for_two_seeds(smoke_run: Path) -> None:
+    import pandas as pd
+
+    for name in ("sft", "sft_seed1"):
+        dyn = pd.read_parquet(smoke_run / name / "dynamics.parquet")
+        assert dyn["point"].min() == 0 and dyn["point"].nunique() >= 3
+
+
+@pytest.mark.skipif("07_diagnosis.ipynb" not in NOTEBOOKS, reason="notebook 07 not present")
+def test_diagnosis_notebook_leaves_contract_table(smoke_run: Path) -> None:
+    import pandas as pd
+
+    diag = pd.read_parquet(smoke_run / "sft" / "diagnosis.parquet")
+    assert {"id", "learned", "cause", "evidence"} <= set(diag.columns)
+    assert (smoke_run / "figures" / "07_confusion.png").exists()
