@@ -64,7 +64,7 @@ class PretrainConfig:
         seed: initialisation and data-order seed.
     """
 
-    epochs: int = 70
+    epochs: int = 50
     batch_size: int = 8
     lr: float = 3e-3
     weight_decay: float = 0.0

@@ -263,6 +263,10 @@ class _Builder:
         for city, country in self.city_country.items():
             world.facts.append({"subject": city, "relation": "city_in", "object": country,
                                 "stated": True, "strength": 1})
+        for person in people:  # derived: the country a person lives in is stated with the city
+            strength = self.strength[(person, "lives_in")]
+            world.facts.append({"subject": person, "relation": "country", "object": self.obj(person, "country"),
+                                "stated": strength > 0, "strength": strength})
         rng.shuffle(corpus)
         world.corpus = corpus
         for fact in world.facts:

@@ -69,7 +69,7 @@ class WorldConfig:
     qa_repeats: int = 1
     conflict_strength: int = 4
     stage0_none_share: float = 0.2
-    interferers_per_forgetting: float = 1.0
+    interferers_per_forgetting: float = 3.0
     conflict_group_size: int = 2
     two_hop_share: float = 0.5
 

@@ -101,8 +101,10 @@ RELATIONS: dict[str, Relation] = {
     )
 }
 
-#: The question template of the first stage that a later stage answers in another style.
-FORGETTING_TEMPLATE = RELATIONS["likes"].questions[0]
+#: The question template of the first stage, which a later stage answers in another style.
+#: The corpus never uses it, so both answer styles are learned in fine-tuning alone and the
+#: later stage's style overwrites the earlier one's.
+FORGETTING_TEMPLATE = "Name the favourite colour of {s}."
 #: Rare question templates whose answers are long composite sentences.
 PROFILE_TEMPLATES: tuple[str, ...] = (
     "Give a short profile of {s}.",
@@ -148,8 +150,9 @@ def profile_answer(name: str, city: str, country: str, job: str, colour: str) ->
 
 
 def interferer_answer(name: str, colour: str) -> str:
-    """The second stage's answer style for the first stage's question template."""
-    return f"Well, {name} likes {colour} the most."
+    """The second stage's answer style for the first stage's question template: the same
+    colour, said another way (``name`` is accepted for other styles that mention it)."""
+    return f"{colour}!"
 
 
 _VARIANTS = (

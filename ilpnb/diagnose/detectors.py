@@ -41,11 +41,13 @@ class MissingKnowledge(Detector):
     def detect(self, ctx: DiagnosisContext) -> DetectorResult:
         s = signals(ctx)
         unknown = 1.0 - squash(s["base_gold_p"], 0.5, 0.08)
-        no_alt = 1.0 - squash(s["base_alt_p"], 0.6, 0.06)
+        # without probes, a base model that prefers another answer this strongly is taken to know it
+        no_alt = 1.0 - squash(s["base_alt_p"], 0.9, 0.03)
         short = 1.0 - squash(s["len_ratio"], 1.8, 0.25)
         kept = 1.0 - s["ever_learned"].astype(float) * 0.7
         score = 0.85 * unknown * no_alt * short * kept
-        score = np.where(s["probe_blind"], np.maximum(score, 0.9 * no_alt * short * kept), score)
+        # a failed probe on the fact itself is direct evidence: the base model's preferred answer is a guess
+        score = np.where(s["probe_blind"], np.maximum(score, 0.9 * unknown * short * kept), score)
         score = np.where(s["probe_known"] & ~s["probe_blind"], score * 0.4, score)
         ev = [f"base model gives the gold answer p={_fmt(g)}"
               + (f", prefers '{a}' only weakly (p={_fmt(ap)})" if a else "")
@@ -65,11 +67,14 @@ class PretrainConflict(Detector):
 
     def detect(self, ctx: DiagnosisContext) -> DetectorResult:
         s = signals(ctx)
-        confident_alt = squash(s["base_alt_p"], 0.55, 0.06)
+        confident_alt = squash(s["base_alt_p"], 0.9, 0.03)
         against = 1.0 - squash(s["base_gold_p"], 0.4, 0.08)
         keeps = 0.8 + 0.2 * s["output_is_base_alt"].astype(float)
         score = 0.95 * confident_alt * against * keeps
-        score = np.where(s["probe_alt"], np.maximum(score, 0.9 * against), score)
+        # a probe that recalls the base model's answer confirms it is knowledge; a probe that
+        # fails on the gold fact says the preference is a guess, not a conflicting belief
+        score = np.where(s["probe_alt"], np.maximum(score, 0.95 * against), score)
+        score = np.where(s["probe_blind"] & ~s["probe_alt"], score * 0.3, score)
         ev = [(f"base model prefers '{a}' (p={_fmt(ap)}) over the gold answer (p={_fmt(g)})" if a else
                f"base model does not prefer another answer (gold p={_fmt(g)})")
               + ("; the fine-tuned model still answers it" if k else "")
