@@ -87,7 +87,7 @@ class SFTConfig:
         seed: seed of the data order and of LoRA initialisation.
     """
 
-    epochs: int = 6
+    epochs: int = 3
     batch_size: int = 16
     lr: float = 1e-3
     lora: bool = False
