@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+from transformers import DataCollatorForLanguageModeling, PrinterCallback, Trainer, TrainingArguments
 
 from ilpnb.models.pretrain import cache_root, pack_documents
 
@@ -85,8 +85,11 @@ def continued_pretraining(base: str | Path, knowledge: list[str], general: list[
                                  learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=0.05, save_strategy="no",
                                  report_to=[], seed=seed, disable_tqdm=not progress, logging_steps=50,
                                  use_cpu=not torch.cuda.is_available())
-        Trainer(model=model, args=args, train_dataset=data,
-                data_collator=DataCollatorForLanguageModeling(tok, mlm=False)).train()
+        trainer = Trainer(model=model, args=args, train_dataset=data,
+                          data_collator=DataCollatorForLanguageModeling(tok, mlm=False))
+        if not progress:
+            trainer.remove_callback(PrinterCallback)
+        trainer.train()
         final = work / "model"
         model.save_pretrained(final)
         tok.save_pretrained(final)

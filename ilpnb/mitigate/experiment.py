@@ -149,7 +149,7 @@ def run_mitigation(run: str | Path, cause: str, method: str | None = None, seeds
                 model = _base_model(config, plan, records, seed, settings)
                 sft = dict(config["sft"], seed=seed)
                 run_sft(arm_dir, model=model, data=config["data"], world=config.get("world"), preset=config["preset"],
-                        sft=sft, resume=arm_dir.exists(), progress=progress, plan=plan.to_dict(),
+                        sft=sft, resume=arm_dir.exists(), progress=progress, plan=plan.to_dict(), stages=plan.stages,
                         track="ends" if plan.resample == 0 else "points", checkpoints="stages",
                         max_length=config.get("max_length", 256))
             for row in _measure(arm_dir, diagnosis, plan, config):

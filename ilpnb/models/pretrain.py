@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from transformers import (
     DataCollatorForLanguageModeling,
+    PrinterCallback,
     PreTrainedTokenizerBase,
     Trainer,
     TrainerCallback,
@@ -143,6 +144,8 @@ def pretrain_base_model(
             data_collator=DataCollatorForLanguageModeling(tok, mlm=False),
             callbacks=[log],
         )
+        if not progress:
+            trainer.remove_callback(PrinterCallback)
         trainer.train()
         seconds = time.perf_counter() - start
         final = work / "model"

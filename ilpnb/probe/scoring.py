@@ -51,7 +51,20 @@ class Scores:
         return -self.logprob / np.maximum(self.n_tokens, 1)
 
 
-@torch.no_grad()
+def _logits_from(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, start: int) -> torch.Tensor:
+    """Logits at positions ``start ..`` only: the output layer (a vocabulary-wide matmul) is
+    applied to the positions that predict a continuation token, not to the context (models
+    that do not take ``logits_to_keep`` compute them all and are sliced)."""
+    keep = ids.shape[1] - start
+    if start > 0:
+        try:
+            return model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits[:, -keep:]
+        except TypeError:  # a model without ``logits_to_keep``
+            pass
+    return model(input_ids=ids, attention_mask=mask).logits[:, start:]
+
+
+@torch.inference_mode()
 def score_continuations(
     model: torch.nn.Module,
     pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
@@ -95,11 +108,11 @@ def score_continuations(
             mask[row, : len(seq)] = 1
             target[row, ctx : len(seq)] = True
         ids, mask, target = ids.to(device), mask.to(device), target.to(device)
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-        tgt = ids[:, 1:]
-        sel = target[:, 1:]
-        logp = torch.log_softmax(logits, dim=-1)
-        tok_lp = logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
+        lo = min(len(pairs[i][0]) for i in idx) - 1  # the first position that predicts a continuation token
+        logits = _logits_from(model, ids, mask, lo)[:, :-1].float()  # positions lo .. width-2
+        tgt = ids[:, lo + 1 :]
+        sel = target[:, lo + 1 :]
+        tok_lp = logits.gather(-1, tgt.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
         ok = logits.argmax(-1) == tgt
         logprob[idx] = (tok_lp * sel).sum(-1).double().cpu().numpy()
         n_tok[idx] = sel.sum(-1).cpu().numpy()
@@ -107,8 +120,8 @@ def score_continuations(
         if first_logprobs:
             if first is None:
                 first = np.zeros((n, logits.shape[-1]), dtype=np.float32)
-            pos = torch.tensor([len(pairs[i][0]) - 1 for i in idx], device=device)
-            first[idx] = logp[torch.arange(len(idx), device=device), pos].cpu().numpy()
+            pos = torch.tensor([len(pairs[i][0]) - 1 - lo for i in idx], device=device)
+            first[idx] = torch.log_softmax(logits[torch.arange(len(idx), device=device), pos], dim=-1).cpu().numpy()
     if was_training:
         model.train()
     return Scores(logprob=logprob, n_tokens=n_tok, n_correct=n_ok, first_logprobs=first)

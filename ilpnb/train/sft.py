@@ -20,15 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
-from transformers import TrainingArguments
+from transformers import PrinterCallback, TrainingArguments
 
 from ilpnb.config import SFTConfig, get_preset, override, to_dict
 from ilpnb.runs import RunFolder
 from ilpnb.train.derived import summarize_samples
 from ilpnb.train.format import encode_pair
-from ilpnb.train.trainer import SFTTrainer, TrackingCallback, collate, epoch_of
+from ilpnb.train.plan import ResampleOnDrop, relabelled, stage_examples
+from ilpnb.train.trainer import NonFiniteLossError, SFTTrainer, TrackingCallback, collate, epoch_of
 from ilpnb.train.tracking import Tracker
 
 __all__ = ["SFTJob", "run_sft", "load_dynamics", "resolve_job"]
@@ -45,9 +47,11 @@ class SFTJob:
     max_length: int = 256
     world: str | None = None
     preset: str = "default"
-    stages: str = "sequential"  # or "mixed": all stages shuffled together
+    stages: str = "sequential"  # or "mixed": all stages shuffled together, as one training stage 0
     checkpoints: str = "points"  # "points", "stages" or "none"
     track_options: str = "all"  # "all" points or "ends" (step 0, stage ends, final)
+    track: str = "points"  # "points": every sample at every point; "ends": step 0 and the end; "none": no dynamics
+    plan: dict[str, Any] | None = None  # a mitigation plan (see ilpnb.mitigate.interventions.Plan)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -80,16 +84,24 @@ def resolve_job(out: str | Path, model: str | None = None, data: str | None = No
                   world=str(world) if world is not None else None, **job)
 
 
-def _load(job: SFTJob) -> tuple[Any, Any, list[Any]]:
+def _records(job: SFTJob) -> list[Any]:
+    """The SFT records, read (and checked) before any run folder is created."""
     from ilpnb.data.packaged import resolve_data
+
+    records = resolve_data(job.data)
+    if not records:
+        raise ValueError(f"{job.data}: no SFT records")
+    if job.track not in ("points", "ends", "none"):
+        raise ValueError(f"track must be 'points', 'ends' or 'none', got {job.track!r}")
+    return records
+
+
+def _load(job: SFTJob, records: list[Any]) -> tuple[Any, Any, list[Any]]:
     from ilpnb.models.registry import load_model_and_tokenizer
 
     model, tok = load_model_and_tokenizer(job.model)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    records = resolve_data(job.data)
-    if not records:
-        raise ValueError(f"{job.data}: no SFT records")
     if job.sft.lora:
         from peft import LoraConfig, get_peft_model
 
@@ -126,9 +138,10 @@ def load_dynamics(run: str | Path) -> pd.DataFrame:
 class _Run:
     """State of one fine-tuning run (kept out of the public API)."""
 
-    def __init__(self, job: SFTJob, folder: RunFolder, progress: bool) -> None:
+    def __init__(self, job: SFTJob, folder: RunFolder, progress: bool, records: list[Any]) -> None:
         self.job, self.folder, self.progress = job, folder, progress
-        self.model, self.tok, self.records = _load(job)
+        self.model, self.tok, self.records = _load(job, relabelled(records, job.plan))
+        self.last_table: pd.DataFrame | None = None
         self.tracker = Tracker(self.tok, self.records, job.max_length, batch_size=max(32, 2 * job.sft.batch_size))
         self.point = 0
         self.first_point = 1
@@ -138,7 +151,17 @@ class _Run:
         self.stage: int | str = 0
         self.state_file = "progress.json"
         self.trainer: SFTTrainer | None = None
+        self.sampler: Any = None
+        self.data: list[dict[str, Any]] = []
+        self.resampler = ResampleOnDrop(int((job.plan or {}).get("resample") or 0))
+        self.last_good = self._newest_checkpoint() or f"{job.model} (the base model; no checkpoint saved yet)"
         self._report_truncation()
+
+    def _newest_checkpoint(self) -> str | None:
+        metas = list((self.folder.path / "checkpoints").glob("*/ilpnb_checkpoint.json"))
+        if not metas:
+            return None
+        return str(max(metas, key=lambda m: json.loads(m.read_text())["step"]).parent)
 
     def _report_truncation(self) -> None:
         cut = [(r.id, e.truncated) for r in self.records
@@ -157,36 +180,45 @@ class _Run:
 
     def measure(self, point: int, step: int, epoch: float, options: bool) -> None:
         self.point = point
-        if self.part(point).exists():
-            return
+        ends_only = self.job.track == "ends" and point != 0
+        if self.job.track != "none" and not ends_only and not self.part(point).exists():
+            self._write_point(point, step, epoch, options)
+        if self.job.checkpoints == "points" and step > 0:
+            self.save_checkpoint(f"point-{point:04d}-step-{step:06d}", step, epoch)
+
+    def _write_point(self, point: int, step: int, epoch: float, options: bool) -> None:
         table = self.tracker.measure(self.model, {"point": point, "step": step, "epoch": epoch, "stage": self.stage},
                                      options=options)
         if table is not None:
+            if not np.isfinite(table["loss"].to_numpy(dtype=float)).all():
+                raise NonFiniteLossError(
+                    f"the per-sample loss is not finite at point {point} (step {step}): training diverged "
+                    f"(try a lower learning rate); the last good checkpoint is {self.last_good}")
             table["base_top_answer"], table["base_top_p"] = zip(*self.base_top) if self.base_top else (None, None)
             self.part(self.point).parent.mkdir(exist_ok=True)
             tmp = self.part(self.point).with_suffix(".tmp")
             table.to_parquet(tmp, index=False)
             os.replace(tmp, self.part(self.point))
-        if self.job.checkpoints == "points" and step > 0:
-            self.save_checkpoint(f"point-{point:04d}-step-{step:06d}", step, epoch)
 
     def save_checkpoint(self, name: str, step: int, epoch: float) -> None:
         if _rank() != 0:
             return
         target = self.folder.path / "checkpoints" / name
+        if (target / "ilpnb_checkpoint.json").exists():  # made before an interruption: never overwritten
+            self.last_good = str(target)
+            return
         self.model.save_pretrained(target)
         self.tok.save_pretrained(target)
         meta = {"step": step, "epoch": epoch, "stage": self.stage, "point": self.point, "base_model": self.job.model,
                 "lora": self.job.sft.lora, "settings": self.job.to_dict()}
         (target / "ilpnb_checkpoint.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str) + "\n")
+        self.last_good = str(target)
         if self.trainer is not None:
-            self.trainer.last_good_checkpoint = str(target)
+            self.trainer.last_good_checkpoint = self.last_good
 
     def base_answers(self) -> None:
         """The base model's distributions at the answer, its own top answer among the options (or
         its greedy output) with its probability, and its greedy outputs — kept for a resume."""
-        import numpy as np
-
         path = self.folder.path / "base_answers.json"
         dist = self.folder.path / "base_first_logprobs.npy"
         if path.exists() and dist.exists():
@@ -207,13 +239,16 @@ class _Run:
             else:
                 self.base_top.append((gold if top == "<gold>" else top, float(row.mc_top_p)))
         self.base_outputs = table["output"].tolist()
-        np.save(dist, self.tracker.base_logprobs.astype(np.float16))
+        # stored in float16 (small); used rounded from now on, so a resumed run measures the same js_base
+        self.tracker.base_logprobs = self.tracker.base_logprobs.astype(np.float16)
+        np.save(dist, self.tracker.base_logprobs)
+        self.tracker.base_logprobs = self.tracker.base_logprobs.astype(np.float32)
         path.write_text(json.dumps({"top": self.base_top, "outputs": self.base_outputs}))
 
     # -- training ---------------------------------------------------------------------
     def stages(self) -> list[tuple[int | str, list[int]]]:
-        if self.job.stages == "mixed":
-            return [("all", list(range(len(self.records))))]
+        if self.job.stages == "mixed":  # one training stage (0) holding every record; sample_stage keeps theirs
+            return [(0, list(range(len(self.records))))]
         by: dict[int, list[int]] = {}
         for i, r in enumerate(self.records):
             by.setdefault(int(r.stage), []).append(i)
@@ -221,13 +256,17 @@ class _Run:
 
     def train(self, interrupt_after_point: int | None = None) -> None:
         progress = self.folder.read_json(self.state_file) if self.folder.exists(self.state_file) else {"done": []}
-        self.base_answers()
+        if self.job.track != "none":
+            self.base_answers()
         self.measure(0, 0, 0.0, options=True)
         cfg = self.job.sft
         self.first_point = 1
         for stage, idx in self.stages():
             self.stage = stage
-            data = [self._example(i) for i in idx]
+            data, sampler = stage_examples(self.job.plan, [str(r.id) for r in self.records],
+                                           [int(r.stage) for r in self.records], idx, stage, self._example,
+                                           cfg.batch_size, cfg.seed, cfg.ordered)
+            self.sampler, self.data = sampler, data
             steps = self._steps(len(data))
             if str(stage) in progress["done"]:
                 self.offset += steps
@@ -244,9 +283,12 @@ class _Run:
                 dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(), ddp_find_unused_parameters=False,
             )
             pad = self.tok.pad_token_id
-            self.trainer = SFTTrainer(model=self.model, args=args, train_dataset=data, ordered=cfg.ordered,
+            self.trainer = SFTTrainer(model=self.model, args=args, train_dataset=data, ordered=cfg.ordered, sampler=sampler,
                                       data_collator=lambda f: collate(f, pad),
                                       callbacks=[TrackingCallback(self._on_point(interrupt_after_point), cfg.eval_every)])
+            self.trainer.last_good_checkpoint = self.last_good
+            if not self.progress:  # no tqdm bar, and no printed log dicts either
+                self.trainer.remove_callback(PrinterCallback)
             last = _latest_checkpoint(out_dir)
             self.trainer.train(resume_from_checkpoint=last)
             self.offset += self.trainer.state.global_step
@@ -294,14 +336,22 @@ class _Run:
         def on_point(state: Any) -> None:
             self.measure(self._point_of(state), self.offset + state.global_step, epoch_of(state),
                          options=self.job.track_options == "all")
+            factor = int((self.job.plan or {}).get("resample") or 0)
+            if factor and self.sampler is not None and self.part(self.point).exists():
+                self.resampler.update(pd.read_parquet(self.part(self.point)), self.data,
+                                      [str(r.id) for r in self.records], self.sampler)
             if interrupt_after is not None and self.point >= interrupt_after:
                 raise KeyboardInterrupt(f"interrupted after point {interrupt_after} (test hook)")
         return on_point
 
     def finish(self) -> None:
+        if self.job.track == "none":
+            return
         final = self.tracker.measure(self.model, {}, options=True, outputs=True)  # every rank takes part
         if final is None:
             return
+        if self.job.track == "ends" and not self.part(self.point).exists():
+            self._write_point(self.point, self.offset, float(self.job.sft.epochs), options=True)
         dyn = load_dynamics(self.folder.path)
         last = dyn["point"].max()
         outputs = dict(zip(final["id"], final["output"]))
@@ -337,16 +387,18 @@ def run_sft(out: str | Path, model: str | None = None, data: str | None = None, 
         resume: continue an interrupted run in ``out``.
         progress: tqdm progress bars.
         interrupt_after_point: testing hook that interrupts training after that point.
-        **job: other :class:`SFTJob` fields (``stages``, ``checkpoints``, ``track_options``, ``max_length``).
+        **job: other :class:`SFTJob` fields (``stages``, ``checkpoints``, ``track_options``, ``track``,
+            ``max_length``).
 
     Returns:
         The run folder.
     """
     spec = resolve_job(out, model, data, world, preset, sft, **job)
+    records = _records(spec)  # a bad SFT file fails here, before a run folder exists
     folder = _open_run(spec, resume)
     if folder.exists("dynamics.parquet"):
         return folder.path
-    run = _Run(spec, folder, progress)
+    run = _Run(spec, folder, progress, records)
     run.train(interrupt_after_point)
     run.finish()
     return folder.path

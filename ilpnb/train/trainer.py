@@ -49,15 +49,19 @@ class SFTTrainer(Trainer):
 
     Args:
         ordered: iterate the training set in its order (no shuffling).
+        sampler: a :class:`PlanSampler` (mitigation plans: bucketing, dynamic resampling).
         *args, **kwargs: as for ``Trainer``.
     """
 
-    def __init__(self, *args: Any, ordered: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, ordered: bool = False, sampler: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.ordered = ordered
+        self.plan_sampler = sampler
         self.last_good_checkpoint: str | None = None
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        if self.plan_sampler is not None:
+            return self.plan_sampler
         if self.ordered:
             return SequentialSampler(train_dataset if train_dataset is not None else self.train_dataset)
         return super()._get_train_sampler(train_dataset)
@@ -120,3 +124,64 @@ def epoch_of(state: Any) -> float:
 
 
 __all__ += ["epoch_of"]
+
+
+class PlanSampler(torch.utils.data.Sampler):
+    """Per-epoch order of a training set under a mitigation plan.
+
+    Each index appears ``multiplicity[i]`` times per epoch (dynamic resampling changes it
+    between epochs); with ``groups``, the order is arranged so that members of one group
+    (e.g. near-duplicate conflicting samples) never share a batch of ``batch_size``.
+
+    Args:
+        n: dataset size.
+        batch_size: per-device batch size (the unit in which groups are kept apart).
+        seed: base seed; epoch ``e`` uses ``seed + e``.
+        groups: group id per index (None = no constraint).
+        ordered: keep the dataset order (before multiplicity and grouping).
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int = 0, groups: list[int | None] | None = None,
+                 ordered: bool = False) -> None:
+        self.n, self.batch_size, self.seed, self.groups, self.ordered = n, batch_size, seed, groups, ordered
+        self.multiplicity = [1] * n
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return sum(self.multiplicity)
+
+    def __iter__(self):  # type: ignore[override]
+        import random
+
+        rng = random.Random(self.seed + self.epoch)
+        self.epoch += 1
+        order = [i for i in range(self.n) for _ in range(self.multiplicity[i])]
+        if not self.ordered:
+            rng.shuffle(order)
+        if self.groups is not None:
+            order = _spread_groups(order, self.groups, self.batch_size)
+        return iter(order)
+
+
+def _spread_groups(order: list[int], groups: list[int | None], batch_size: int) -> list[int]:
+    """Reorder greedily so that no batch holds two indices of the same group."""
+    pending = list(order)
+    out: list[int] = []
+    while pending:
+        batch: list[int] = []
+        seen: set[int] = set()
+        rest: list[int] = []
+        for i in pending:
+            g = groups[i]
+            if len(batch) < batch_size and (g is None or g not in seen):
+                batch.append(i)
+                if g is not None:
+                    seen.add(g)
+            else:
+                rest.append(i)
+        out += batch
+        pending = rest
+    return out
+
+
+__all__ += ["PlanSampler"]
