@@ -152,3 +152,15 @@ def test_other_mixes_and_sizes_are_satisfied(seed: int) -> None:
     world = build_world({"seed": seed, "counts": counts})
     got = Counter(t["planted_cause"] for t in world.truth)
     assert got == {k: v for k, v in counts.items() if v}
+
+
+@pytest.mark.parametrize("name", ["default.json", "skewed.json"])
+def test_shipped_world_configs_load(name: str) -> None:
+    cfg = load_world_config(Path(__file__).resolve().parents[1] / "data" / "worlds" / name)
+    world = build_world(cfg)
+    assert Counter(t["planted_cause"] for t in world.truth) == {k: v for k, v in cfg.counts.items() if v}
+
+
+def test_default_config_file_matches_default_preset() -> None:
+    cfg = load_world_config(Path(__file__).resolve().parents[1] / "data" / "worlds" / "default.json")
+    assert cfg.to_dict() == get_preset("default").world.to_dict()
