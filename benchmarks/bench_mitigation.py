@@ -1,0 +1,59 @@
+"""Benchmark: the wall time of notebook 08's experiments at a preset, and their verdicts.
+
+Prepares (or reuses) a run folder with the world, its base model and a diagnosed SFT run
+(the work of notebooks 00/01/07, not timed), then times what notebook 08 does: every cause's
+default intervention and its matched control over the seeds. Prints each experiment's time,
+the treated vs control recovery on its own cause with the 95% interval of the difference, and
+the total against the target (<= 10 minutes at `default` on 2 CPU cores).
+
+    python benchmarks/bench_mitigation.py [--preset default] [--run DIR] [--seeds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--run", default=None, help="run folder to prepare or reuse")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    import pandas as pd
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from ilpnb import workbench
+    from ilpnb.mitigate.experiment import run_mitigation, summarize
+    from ilpnb.mitigate.interventions import DEFAULT_METHOD
+
+    run = Path(args.run or tempfile.mkdtemp(prefix="ilpnb-mitigate-"))
+    diagnosis = workbench.ensure_diagnosis(run, args.preset)
+    shutil.rmtree(run / "sft" / "mitigation", ignore_errors=True)  # time the experiments from scratch
+    causes = [c for c in DEFAULT_METHOD if (diagnosis["cause"] == c).any()]
+    total, rows = time.perf_counter(), []
+    for cause in causes:
+        t = time.perf_counter()
+        summary = summarize(run_mitigation(run / "sft", cause, seeds=args.seeds))
+        own = summary[summary["cause"] == cause].iloc[0]
+        rows.append({"cause": cause, "method": own["method"], "unlearned": own["unlearned"], "treated": own["treated"],
+                     "control": own["control"], "difference": own["difference"], "ci_lo": own["difference_lo"],
+                     "ci_hi": own["difference_hi"], "beats_control": bool(own["difference_lo"] > 0),
+                     "seconds": round(time.perf_counter() - t, 1)})
+        print(f"{cause}: {rows[-1]['seconds']} s", flush=True)
+    wall = time.perf_counter() - total
+    print(pd.DataFrame(rows).round(3).to_string(index=False))
+    print(f"\nnotebook 08 experiments: {wall:.0f} s ({wall / 60:.1f} min; target <= 10 min at default) "
+          f"with {args.seeds} seeds, threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
+
+
+if __name__ == "__main__":
+    main()
