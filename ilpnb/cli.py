@@ -137,5 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+if __name__ == "__main__":  # pragma: no cover - use the registry of the imported module
+    from ilpnb.cli import main as _main
+
+    sys.exit(_main())
