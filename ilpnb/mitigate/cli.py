@@ -14,7 +14,7 @@ __all__: list[str] = []
                       p.add_argument("--cause", required=True, help="the cause to mitigate"),
                       p.add_argument("--method", help="intervention (default: the cause's first)"),
                       p.add_argument("--seeds", type=int, default=3, help="seeds per arm (default 3)"),
-                      p.add_argument("--factor", type=int, default=4, help="k of weights/copies/resampling"),
+                      p.add_argument("--factor", type=int, default=None, help="k of weights/copies/resampling (default per method)"),
                       p.add_argument("--mix", type=float, default=0.2, help="knowledge share of continued pretraining")))
 def _mitigate(args: argparse.Namespace) -> int:
     from ilpnb.mitigate.experiment import run_mitigation, summarize

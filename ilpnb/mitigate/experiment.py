@@ -9,7 +9,7 @@ samples), fine-tunes both from the same base model for each seed, and measures p
 * **collateral loss** — share of the samples learned in the diagnosed run that are not now;
 * **held-out recall** — knowledge probes answered by the final model (where probes exist).
 
-Results (one row per seed × arm × cause) go to ``RUN/mitigation/<cause>-<method>/``;
+Results (one row per seed × arm × cause) go to ``RUN/mitigation/<cause>-<method>-x<k>/``;
 :func:`summarize` gives means and 95% t-intervals over seeds, and of the treated−control
 difference per seed. Finished arms are skipped when the experiment is run again.
 """
@@ -115,7 +115,7 @@ def _measure(arm_dir: Path, diagnosis: pd.DataFrame, plan: Plan, config: dict[st
 
 
 def run_mitigation(run: str | Path, cause: str, method: str | None = None, seeds: int | list[int] = 3,
-                   factor: int = 4, settings: dict[str, Any] | None = None, progress: bool = False) -> pd.DataFrame:
+                   factor: int | None = None, settings: dict[str, Any] | None = None, progress: bool = False) -> pd.DataFrame:
     """Run a targeted intervention and its matched control over seeds, and measure them.
 
     Args:
@@ -123,7 +123,7 @@ def run_mitigation(run: str | Path, cause: str, method: str | None = None, seeds
         cause: the cause to mitigate.
         method: the intervention (default: the cause's first, see ``INTERVENTIONS``).
         seeds: number of seeds (0..K-1) or the list of seeds.
-        factor: k of weights, copies and resampling.
+        factor: k of weights, copies and resampling (default: per method, see ``DEFAULT_FACTOR``).
         settings: extra knobs (``mix``, ``docs_per_sample``, ``cpt_epochs`` for ``cpt``).
         progress: tqdm bars of the fine-tuning runs.
 
@@ -137,13 +137,16 @@ def run_mitigation(run: str | Path, cause: str, method: str | None = None, seeds
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     settings = settings or {}
     config, diagnosis, records, base_answer, final_score = _inputs(run)
-    out = run / "mitigation" / f"{cause}-{method}"
+    from ilpnb.mitigate.interventions import DEFAULT_FACTOR
+
+    k = factor or DEFAULT_FACTOR.get(method, 4)
+    out = run / "mitigation" / f"{cause}-{method}-x{k}"
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     for seed in seeds:
         for arm in ("treated", "control"):
             plan = build_plan(cause, method, diagnosis, records, base_answer, final_score, control=arm == "control",
-                              seed=seed, factor=factor)
+                              seed=seed, factor=k)
             arm_dir = out / f"seed-{seed}" / arm
             if not (arm_dir / "samples.parquet").exists():
                 model = _base_model(config, plan, records, seed, settings)

@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-__all__ = ["Plan", "INTERVENTIONS", "DEFAULT_METHOD", "build_plan"]
+__all__ = ["Plan", "INTERVENTIONS", "DEFAULT_METHOD", "DEFAULT_FACTOR", "build_plan"]
 
 
 @dataclass
@@ -147,10 +147,12 @@ INTERVENTIONS: dict[str, tuple[str, ...]] = {
     "rare_pattern": ("upsample", "weight"),
 }
 DEFAULT_METHOD = {cause: methods[0] for cause, methods in INTERVENTIONS.items()}
+#: k per method when none is given: rare patterns need more extra passes than a conflict needs weight.
+DEFAULT_FACTOR = {"upsample": 8, "weight": 8}
 
 
 def build_plan(cause: str, method: str, diagnosis: pd.DataFrame, records: pd.DataFrame, base_answer: dict[str, str],
-               final_score: dict[str, float], control: bool, seed: int = 0, factor: int = 4) -> Plan:
+               final_score: dict[str, float], control: bool, seed: int = 0, factor: int | None = None) -> Plan:
     """The treated plan (on the samples diagnosed with ``cause``) or its matched control
     (the same plan on as many samples drawn at random from the others).
 
@@ -163,7 +165,7 @@ def build_plan(cause: str, method: str, diagnosis: pd.DataFrame, records: pd.Dat
         final_score: id -> how well the run reproduced it at the end (token accuracy).
         control: build the matched control.
         seed: seed of the random draw of the control.
-        factor: the k of weights, copies and resampling.
+        factor: the k of weights, copies and resampling (default: :data:`DEFAULT_FACTOR`, else 4).
 
     Raises:
         ValueError: unknown cause/method, or no sample is diagnosed with the cause.
@@ -174,7 +176,7 @@ def build_plan(cause: str, method: str, diagnosis: pd.DataFrame, records: pd.Dat
     targets = sorted(d.index[(d["cause"] == cause)].tolist())
     if not targets:
         raise ValueError(f"no sample of this run is diagnosed '{cause}': nothing to mitigate")
-    inp = _Inputs(d, records, base_answer, final_score, factor)
+    inp = _Inputs(d, records, base_answer, final_score, factor or DEFAULT_FACTOR.get(method, 4))
     if not control:
         return _plan(cause, method, targets, inp, control=False)
     rng = random.Random(seed)
