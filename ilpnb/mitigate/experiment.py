@@ -4,7 +4,9 @@
 diagnosed with the cause) and its matched control (the same plan on as many random other
 samples), fine-tunes both from the same base model for each seed, and measures per cause:
 
-* **recovery** — share of that cause's unlearned samples (in the diagnosed run) learned now;
+* **recovery** — share of that cause's unlearned samples (in the diagnosed run) learned now
+  (samples an intervention deletes are counted apart, not as recovered or lost; samples it
+  relabels count as recovered when the new label is reproduced);
 * **spill-over** — recovery of the other causes' unlearned samples;
 * **collateral loss** — share of the samples learned in the diagnosed run that are not now;
 * **held-out recall** — knowledge probes answered by the final model (where probes exist).
@@ -105,12 +107,14 @@ def _measure(arm_dir: Path, diagnosis: pd.DataFrame, plan: Plan, config: dict[st
     rows = []
     learned_before = before[before].index
     collateral = float((~after.reindex(learned_before).fillna(False)).mean()) if len(learned_before) else math.nan
+    deleted = set(plan.exclude)
     for cause in _CAUSES:
-        ids = d.index[(~before) & (d["cause"] == cause)]
-        rows.append({"cause": cause, "unlearned": len(ids),
+        all_ids = d.index[(~before) & (d["cause"] == cause)]
+        ids = [i for i in all_ids if i not in deleted]  # a deleted sample is given up, not recovered
+        rows.append({"cause": cause, "unlearned": len(all_ids), "deleted": len(all_ids) - len(ids),
                      "recovery": float(after.reindex(ids).fillna(False).mean()) if len(ids) else math.nan,
                      "collateral_loss": collateral, "held_out_recall": held,
-                     "unlearned_share": float((~after).mean()), "excluded": len(plan.exclude)})
+                     "unlearned_share": float((~after).mean())})
     return rows
 
 
