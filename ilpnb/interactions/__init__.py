@@ -9,14 +9,42 @@ Modules, in pipeline order:
 * :mod:`.transforms` — exact fast AND (Möbius) and OR transforms, reconstruction, salience;
 * :mod:`.andor` — the AND-OR split with learnable ``p`` and bounded ``q``;
 * :mod:`.result` — :class:`InteractionResult` (JSON save / load, tidy table);
-* :mod:`.compute` — :func:`compute_interactions`, the one-call entry point.
+* :mod:`.compute` — :func:`compute_interactions`, the one-call entry point;
+* :mod:`.checkpoints` — a run's checkpoints, held-out prompts and their loss / accuracy;
+* :mod:`.dynamics` — preserved / emerged / removed sets, ρ, γ, per-checkpoint summaries;
+* :mod:`.stopping` — the end of the denoising phase and the lowest validation loss;
+* :mod:`.settings` — :class:`DynamicsConfig` and its values per preset;
+* :mod:`.sweep` — :func:`interaction_dynamics`: all of it across a fine-tuning run, resumable;
+* :mod:`.workflow` — the notebooks' entry points (their fine-tuning run, made once);
+* :mod:`.report` — plain-language findings and per-prompt tables for the notebooks.
 """
 
 from __future__ import annotations
 
 from .andor import AndOrConfig, AndOrFit, fit_and_or, merge_low_order, sparsity_loss
 from .baseline import BaselineConfig, BaselineFit, disjoint_objective, fit_baseline, sample_triples
+from .checkpoints import (
+    Checkpoint,
+    heldout_metrics,
+    heldout_prompts,
+    list_checkpoints,
+    load_checkpoint,
+    read_prompts,
+    select_checkpoints,
+)
 from .compute import WARN_PLAYERS, check_players, compute_interactions, resolve_players
+from .dynamics import (
+    GROUPS,
+    STATUSES,
+    add_generalisation,
+    assign_status,
+    generalisation_ratio,
+    non_cancelling_ratio,
+    order_profile,
+    status_masks,
+    summarize_dynamics,
+    track_sets,
+)
 from .masking import (
     BASELINES,
     embedding_stats,
@@ -39,6 +67,19 @@ from .players import (
     word_players,
 )
 from .result import InteractionResult
+from .report import describe_dynamics, describe_stopping, heldout_table
+from .settings import DYNAMICS_PRESETS, TARGETS, DynamicsConfig, dynamics_config
+from .stopping import (
+    STOP_RULES,
+    StoppingPoint,
+    denoising_curve,
+    denoising_end,
+    lowest_loss,
+    rule_table,
+    stopping_summary,
+    stopping_table,
+)
+from .sweep import DynamicsTables, interaction_dynamics, reference_model, rescore
 from .transforms import (
     and_interactions,
     and_reconstruct,
@@ -53,6 +94,7 @@ from .transforms import (
     zeta_transform,
 )
 from .value import Target, ValueFunction, auto_batch_size, log_odds
+from .workflow import ensure_interaction_dynamics, ensure_interaction_run
 
 __all__ = [
     # entry point and result
@@ -108,4 +150,43 @@ __all__ = [
     "fit_and_or",
     "merge_low_order",
     "sparsity_loss",
+    # dynamics across checkpoints
+    "Checkpoint",
+    "list_checkpoints",
+    "select_checkpoints",
+    "load_checkpoint",
+    "read_prompts",
+    "heldout_prompts",
+    "heldout_metrics",
+    "GROUPS",
+    "STATUSES",
+    "STOP_RULES",
+    "StoppingPoint",
+    "track_sets",
+    "status_masks",
+    "assign_status",
+    "non_cancelling_ratio",
+    "generalisation_ratio",
+    "add_generalisation",
+    "summarize_dynamics",
+    "order_profile",
+    "denoising_curve",
+    "denoising_end",
+    "lowest_loss",
+    "stopping_summary",
+    "stopping_table",
+    "rule_table",
+    "DYNAMICS_PRESETS",
+    "TARGETS",
+    "DynamicsConfig",
+    "DynamicsTables",
+    "dynamics_config",
+    "interaction_dynamics",
+    "reference_model",
+    "rescore",
+    "ensure_interaction_run",
+    "ensure_interaction_dynamics",
+    "describe_dynamics",
+    "describe_stopping",
+    "heldout_table",
 ]

@@ -1,0 +1,438 @@
+"""Interactions along a fine-tuning run: compute, resume, assemble, and decide when to stop.
+
+:func:`interaction_dynamics` takes a fine-tuning run folder (``ilpnb sft`` or
+:func:`ilpnb.train.sft.run_sft`) and, for a set of held-out prompts, computes the exact
+interactions of every checkpoint (the base model at step 0, then each saved point, in step
+order) with the **same players** and the **same target** per prompt, plus those of a
+reference model of another architecture (for ``γ``), and writes into the run folder:
+
+* ``interactions.parquet`` — one row per prompt × checkpoint × subset × kind: ``order``,
+  ``value``, ``salient``, ``status`` (preserved / emerged / removed / none), ``step``, …;
+* ``interaction_summary.parquet`` — one row per checkpoint: counts, strength, order, ``ρ`` and
+  ``γ`` per status, validation loss and held-out accuracy (:func:`.dynamics.summarize_dynamics`);
+* ``interaction_orders.parquet`` — the same by interaction order (:func:`.dynamics.order_profile`);
+* ``interaction_stopping.json`` — the interaction-based and loss-based stopping steps and the
+  held-out metrics at each;
+* ``interactions/`` — the work folder: settings, prompts, players, one part per checkpoint,
+  the reference model's interactions. A second call skips the checkpoints already computed
+  (resume); other settings than the stored ones are an error unless ``fresh=True``.
+
+**Target.** The published method scores the first response token. For a fine-tuned model the
+gold answer is what SFT pushes towards, so by default (``target="gold"``) ``v`` is the log-odds
+of the *gold answer's first token*, the same token at every checkpoint and in the reference
+model (resolved with each model's own tokenizer). ``"response"`` teacher-forces the whole gold
+answer (log-odds summed over its tokens); ``"greedy"`` follows each model's own first output
+token (then the target may change between checkpoints).
+
+**Players** are chosen once, on the base model (all words of a prompt up to ``max_players``,
+else the most effective ones), and reused at every checkpoint and in the reference model.
+
+**Held-out prompts** of a world run: :func:`.checkpoints.heldout_prompts` (facts the base model
+was told in pretraining and no SFT sample asks about); any run takes an SFT-record file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ilpnb.data.records import SFTRecord, write_records
+
+from .andor import AndOrConfig
+from .checkpoints import (
+    Checkpoint,
+    heldout_metrics,
+    heldout_prompts,
+    list_checkpoints,
+    load_checkpoint,
+    read_prompts,
+    select_checkpoints,
+)
+from .compute import compute_interactions
+from .dynamics import add_generalisation, assign_status, order_profile, summarize_dynamics
+from .players import InteractionInputError, Player
+from .result import InteractionResult
+from .settings import DynamicsConfig, dynamics_config
+from .stopping import stopping_summary
+
+__all__ = ["METRICS", "OUTPUTS", "WORK", "DynamicsTables", "interaction_dynamics", "reference_model", "rescore"]
+
+WORK = "interactions"
+OUTPUTS = ("interactions.parquet", "interaction_summary.parquet", "interaction_orders.parquet",
+           "interaction_stopping.json")
+
+
+@dataclass
+class DynamicsTables:
+    """The tables :func:`interaction_dynamics` writes, loaded.
+
+    Attributes:
+        run: The fine-tuning run folder.
+        frame: ``interactions.parquet``.
+        summary: ``interaction_summary.parquet``.
+        orders: ``interaction_orders.parquet``.
+        stopping: ``interaction_stopping.json``.
+    """
+
+    run: Path
+    frame: pd.DataFrame
+    summary: pd.DataFrame
+    orders: pd.DataFrame
+    stopping: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, run: str | Path) -> DynamicsTables:
+        """Read the tables of a run.
+
+        Raises:
+            FileNotFoundError: The run has no interaction dynamics yet.
+        """
+        run = Path(run)
+        missing = [n for n in OUTPUTS if not (run / n).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{run}: no {', '.join(missing)}; run `ilpnb interactions {run}` first")
+        return cls(run, pd.read_parquet(run / OUTPUTS[0]), pd.read_parquet(run / OUTPUTS[1]),
+                   pd.read_parquet(run / OUTPUTS[2]), json.loads((run / OUTPUTS[3]).read_text()))
+
+    @property
+    def prompts(self) -> list[SFTRecord]:
+        """The held-out prompts used."""
+        return read_prompts(self.run / WORK / "prompts.jsonl")
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+def _write_parquet(table: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    table.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _write_json(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _prompts_key(prompts: Sequence[SFTRecord]) -> str:
+    h = hashlib.sha256()
+    for p in prompts:
+        h.update(json.dumps([p.id, p.prompt, p.response]).encode() + b"\n")
+    return h.hexdigest()[:16]
+
+
+def _target(tokenizer: Any, record: SFTRecord, kind: str) -> int | list[int] | None:
+    """The target of ``v`` for one prompt, in this tokenizer's ids."""
+    if kind == "greedy":
+        return None
+    from ilpnb.train.format import encode_pair
+
+    ids = list(encode_pair(tokenizer, record.prompt, record.response).response_ids)
+    body = [i for i in ids if i != tokenizer.eos_token_id] or ids
+    return int(body[0]) if kind == "gold" else body
+
+
+def _rows(result: InteractionResult, prompt_id: str, frac: float) -> pd.DataFrame:
+    table = result.to_frame(frac=frac)
+    size = 1 << result.n_players
+    table.insert(0, "prompt_id", prompt_id)
+    table.insert(1, "mask", np.tile(np.arange(size, dtype=np.int64), len(table) // size))
+    table["subset"] = [list(s) for s in table["subset"]]
+    return table
+
+
+def _salient(table: pd.DataFrame, by: list[str], column: str, frac: float,
+             base: pd.DataFrame | None = None) -> np.ndarray:
+    """``|I| > frac · max|I|`` within each game (AND and OR together, the empty set excluded).
+
+    With ``base`` (the base checkpoint's rows), the maximum is the base model's, per prompt.
+    """
+    mag = table[column].abs().where(table["mask"] != 0, 0.0)
+    if base is None:
+        top = mag.groupby([table[c] for c in by]).transform("max")
+    else:
+        base_top = base[column].abs().where(base["mask"] != 0, 0.0).groupby(base["prompt_id"]).max()
+        top = table["prompt_id"].map(base_top)
+    return ((mag > frac * top) & (table["mask"] != 0)).to_numpy()
+
+
+def _arch(model_path: str) -> str | None:
+    cfg = Path(model_path) / "config.json"
+    return json.loads(cfg.read_text()).get("model_type") if cfg.is_file() else None
+
+
+def reference_model(run: str | Path, config: DynamicsConfig) -> str | None:
+    """The reference model of ``γ`` for a run (a folder or name), or None.
+
+    ``config.reference`` ``"auto"``: for a world run, the world's tiny base model of another
+    architecture (``reference_arch``, or another one if the run's model already is one),
+    pretrained on the same corpus with the same settings (cached); otherwise none.
+    """
+    if config.reference in ("none", "", None):
+        return None
+    if config.reference != "auto":
+        return config.reference
+    cfg = json.loads((Path(run) / "config.json").read_text())
+    world = cfg.get("world")
+    if not world:
+        return None
+    from ilpnb.config import get_preset, override
+    from ilpnb.models.pretrain import pretrain_base_model
+    from ilpnb.models.tiny import ARCHS
+
+    p = get_preset(cfg.get("preset", "default"))
+    base_arch = _arch(str(cfg["model"])) or p.model.arch
+    arch = config.reference_arch
+    if arch == base_arch:
+        arch = next(a for a in ARCHS if a != base_arch)
+    model = override(p.model, {"arch": arch})
+    return str(pretrain_base_model(Path(world) / "pretrain.txt", model, p.pretrain, progress=False))
+
+
+def _game(model: Any, tok: Any, rec: SFTRecord, players: list[Player] | None,
+          config: DynamicsConfig) -> InteractionResult:
+    ao = AndOrConfig(iterations=config.and_or_iterations, merge_low_order=config.merge_low_order)
+    return compute_interactions(model, tok, rec.prompt, players=players, baseline=config.baseline,
+                                target=_target(tok, rec, config.target), and_or=config.and_or,
+                                max_players=config.max_players, and_or_config=ao)
+
+
+def _compute_checkpoint(ck: Checkpoint, prompts: Sequence[SFTRecord], players: dict[str, list[Player]],
+                        config: DynamicsConfig, max_length: int | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    model, tok = load_checkpoint(ck)
+    parts, per_prompt = [], {}
+    for rec in prompts:
+        res = _game(model, tok, rec, players.get(rec.id), config)
+        players.setdefault(rec.id, res.players)
+        parts.append(_rows(res, rec.id, config.salient_frac))
+        per_prompt[rec.id] = {"target": res.target_text, "v_full": float(res.values[-1]),
+                              "v_empty": float(res.values[0]), "n_players": res.n_players}
+    metrics = heldout_metrics(model, tok, prompts, max_length)
+    for i, rec in enumerate(prompts):
+        per_prompt[rec.id].update(loss=metrics["loss"][i], exact=metrics["exact"][i], first=metrics["first"][i])
+    info = {"step": ck.step, "checkpoint": ck.name, "epoch": ck.epoch, "path": ck.path,
+            "val_loss": metrics["val_loss"], "heldout_acc": metrics["heldout_acc"],
+            "heldout_first_acc": metrics["heldout_first_acc"],
+            "target_logodds": float(np.mean([p["v_full"] for p in per_prompt.values()])),
+            "prompts": per_prompt}
+    del model
+    frame = pd.concat(parts, ignore_index=True)
+    frame.insert(1, "step", ck.step)
+    return frame, info
+
+
+def _compute_reference(path: str, prompts: Sequence[SFTRecord], players: dict[str, list[Player]],
+                       config: DynamicsConfig) -> pd.DataFrame:
+    model, tok = load_checkpoint(path)
+    parts = []
+    for rec in prompts:
+        try:
+            res = _game(model, tok, rec, players[rec.id], config)
+        except InteractionInputError as err:  # a word this tokenizer drops: no γ for the prompt
+            warnings.warn(f"reference model {path}: prompt {rec.id} skipped ({err})", UserWarning, stacklevel=2)
+            continue
+        t = _rows(res, rec.id, config.salient_frac)
+        parts.append(t.rename(columns={"value": "ref_value", "salient": "ref_salient"})[
+            ["prompt_id", "mask", "kind", "ref_value", "ref_salient"]])
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["prompt_id", "mask", "kind", "ref_value", "ref_salient"])
+
+
+def _from_file(work: Path) -> bool:
+    stored = work / "settings.json"
+    return stored.is_file() and json.loads(stored.read_text()).get("prompt_source") == "file"
+
+
+def _resolve_prompts(run: Path, work: Path, prompts: str | Path | Sequence[SFTRecord] | None,
+                     config: DynamicsConfig) -> list[SFTRecord]:
+    if prompts is not None:
+        return list(prompts) if not isinstance(prompts, (str, Path)) else read_prompts(prompts)
+    if _from_file(work) and (work / "prompts.jsonl").is_file():  # resuming with the prompts given before
+        return read_prompts(work / "prompts.jsonl")
+    cfg = json.loads((run / "config.json").read_text())
+    if cfg.get("world"):
+        return heldout_prompts(cfg["world"], config.n_prompts, config.seed)
+    raise ValueError(f"{run}: not a world run, so there are no default held-out prompts; "
+                     "pass prompts=FILE (--prompts FILE), an SFT-record file with gold answers")
+
+
+# -- the sweep -----------------------------------------------------------------------------
+
+def interaction_dynamics(run: str | Path, prompts: str | Path | Sequence[SFTRecord] | None = None,
+                         checkpoints: Sequence[int] | str | None = None, config: DynamicsConfig | None = None,
+                         preset: str | None = None, fresh: bool = False, progress: bool = True,
+                         **changes: Any) -> DynamicsTables:
+    """Interactions of held-out prompts across the checkpoints of a fine-tuning run.
+
+    Args:
+        run: The fine-tuning run folder.
+        prompts: An SFT-record file or records (gold answers needed); default: the world's
+            held-out questions (:func:`.checkpoints.heldout_prompts`).
+        checkpoints: Steps to use (``"4,8"`` or a list); the base model is always included;
+            default all.
+        config: Settings; default the preset's (:func:`dynamics_config`) with ``changes``.
+        preset: Preset of the settings; default the run's ``config.json["preset"]``.
+        fresh: Discard earlier interaction results of the run and start over.
+        progress: Show a progress bar over checkpoints.
+        **changes: :class:`DynamicsConfig` fields to change.
+
+    Returns:
+        The tables, also written into ``run`` (see the module docstring).
+
+    Raises:
+        FileNotFoundError: Not a run folder, or no checkpoints.
+        ValueError: A step with no checkpoint, no prompts, settings other than the stored ones
+            (without ``fresh``).
+        RecordError: A bad line in the prompts file.
+    """
+    run = Path(run)
+    all_ck = list_checkpoints(run)
+    chosen = select_checkpoints(all_ck, checkpoints)
+    run_cfg = json.loads((run / "config.json").read_text())
+    if config is None:
+        config = dynamics_config(preset or run_cfg.get("preset", "default"), **changes)
+    elif changes:
+        config = replace(config, **changes)
+    config.check()
+    work = run / WORK
+    if fresh:
+        shutil.rmtree(work, ignore_errors=True)
+        for name in OUTPUTS:
+            (run / name).unlink(missing_ok=True)
+    recs = _resolve_prompts(run, work, prompts, config)
+    if not recs:
+        raise ValueError("no held-out prompts")
+    ids = [r.id for r in recs]
+    if len(set(ids)) != len(ids):
+        raise ValueError("held-out prompt ids must be unique")
+    ref_path = reference_model(run, config)
+    settings = {"interactions": config.interaction_settings(), "prompts": _prompts_key(recs),
+                "prompt_source": "file" if prompts is not None or _from_file(work) else "world",
+                "reference": ref_path, "salient_frac": config.salient_frac}
+    work.mkdir(parents=True, exist_ok=True)
+    if (work / "settings.json").is_file():
+        stored = json.loads((work / "settings.json").read_text())
+        differ = [f"{k}: {stored['interactions'].get(k)!r} there, {v!r} now"
+                  for k, v in settings["interactions"].items() if stored.get("interactions", {}).get(k) != v]
+        if stored.get("prompts") != settings["prompts"]:
+            differ.append("the held-out prompts")
+        if differ:
+            raise ValueError(f"{work}: computed with other settings ({'; '.join(differ)}); pass "
+                             "fresh=True (--fresh) to start over, or the same settings to resume")
+    _write_json(settings, work / "settings.json")
+    write_records(recs, work / "prompts.jsonl")
+    max_length = run_cfg.get("max_length")
+    players: dict[str, list[Player]] = {}
+    if (work / "players.json").is_file():
+        players = {k: [Player.from_dict(p) for p in v]
+                   for k, v in json.loads((work / "players.json").read_text()).items()}
+    parts_dir = work / "parts"
+    parts_dir.mkdir(exist_ok=True)
+    todo = [c for c in chosen if not (parts_dir / f"step-{c.step:06d}.parquet").is_file()
+            or not (parts_dir / f"step-{c.step:06d}.json").is_file()]
+    if todo and todo[0].step != 0 and any(r.id not in players for r in recs):
+        todo = [chosen[0]] + todo  # the base model fixes the players
+    bar = todo
+    if progress and todo:
+        from tqdm.auto import tqdm
+        bar = tqdm(todo, desc="interactions per checkpoint", unit="ckpt")
+    for ck in bar:
+        frame, info = _compute_checkpoint(ck, recs, players, config, max_length)
+        _write_json({k: [p.to_dict() for p in v] for k, v in players.items()}, work / "players.json")
+        _write_parquet(frame, parts_dir / f"step-{ck.step:06d}.parquet")
+        _write_json(info, parts_dir / f"step-{ck.step:06d}.json")
+    reference = None
+    if ref_path is not None:
+        ref_file = work / "reference.parquet"
+        ref_meta = json.loads((work / "reference.json").read_text()) if (work / "reference.json").is_file() else {}
+        if not ref_file.is_file() or ref_meta.get("model") != ref_path:
+            _write_parquet(_compute_reference(ref_path, recs, players, config), ref_file)
+            _write_json({"model": ref_path, "arch": _arch(ref_path)}, work / "reference.json")
+        reference = pd.read_parquet(ref_file)
+    return _assemble(run, chosen, config, reference)
+
+
+METRICS = ("checkpoint", "epoch", "val_loss", "heldout_acc", "heldout_first_acc", "target_logodds",
+           "train_exact", "train_loss")
+"""Per-checkpoint metric columns of the summary (besides the interaction statistics)."""
+
+
+def _derive(run: Path, raw: pd.DataFrame, reference: pd.DataFrame | None, steps: list[int],
+            metrics: pd.DataFrame, salient_frac: float, salient_scale: str, stop_rule: str,
+            ref_name: str | None) -> DynamicsTables:
+    """Salience, statuses, generalisation, summaries and stopping from the raw interactions."""
+    raw = raw.copy()
+    base = raw[raw["step"] == steps[0]] if salient_scale == "base" else None
+    raw["salient"] = _salient(raw, ["prompt_id", "step"], "value", salient_frac, base)
+    if reference is not None:
+        reference = reference.copy()  # the reference model is judged on its own scale
+        reference["ref_salient"] = _salient(reference, ["prompt_id"], "ref_value", salient_frac)
+    frame = add_generalisation(assign_status(raw, steps), reference)
+    summary = summarize_dynamics(frame, metrics)
+    stopping = stopping_summary(summary, stop_rule)
+    stopping.update(reference=ref_name, n_prompts=int(frame["prompt_id"].nunique()), steps=list(steps),
+                    salient_frac=salient_frac, salient_scale=salient_scale)
+    return DynamicsTables(run, frame, summary, order_profile(frame), stopping)
+
+
+def rescore(tables: DynamicsTables, salient_frac: float | None = None, salient_scale: str | None = None,
+            stop_rule: str | None = None) -> DynamicsTables:
+    """The same interactions judged with another salience threshold, scale or stopping rule.
+
+    Nothing is recomputed from the models and nothing is written: use it to see how much a
+    finding depends on the threshold (e.g. ``salient_scale="base"``).
+
+    Args:
+        tables: Tables of :func:`interaction_dynamics`.
+        salient_frac: New threshold fraction (default: the tables').
+        salient_scale: ``own`` or ``base`` (see :class:`DynamicsConfig`).
+        stop_rule: Rule of :func:`.stopping.denoising_end`.
+    """
+    st = tables.stopping
+    frac = st.get("salient_frac", 0.05) if salient_frac is None else salient_frac
+    scale = st.get("salient_scale", "own") if salient_scale is None else salient_scale
+    rule = st.get("rule", "net") if stop_rule is None else stop_rule
+    dynamics_config("default", salient_frac=frac, salient_scale=scale, stop_rule=rule)  # validates
+    f = tables.frame
+    raw = f.drop(columns=[c for c in ("salient", "status", "base_value", "base_salient", "ref_value",
+                                      "ref_salient", "generalises") if c in f])
+    reference = None
+    if "ref_value" in f and f["ref_value"].notna().any():
+        first = f[f["step"] == st["steps"][0]]
+        reference = first.loc[first["ref_value"].notna(), ["prompt_id", "mask", "kind", "ref_value"]]
+    metrics = tables.summary[["step", *[c for c in METRICS if c in tables.summary]]]
+    return _derive(tables.run, raw, reference, list(st["steps"]), metrics, frac, scale, rule, st.get("reference"))
+
+
+def _assemble(run: Path, chosen: Sequence[Checkpoint], config: DynamicsConfig,
+              reference: pd.DataFrame | None) -> DynamicsTables:
+    parts_dir = run / WORK / "parts"
+    raw = pd.concat([pd.read_parquet(parts_dir / f"step-{c.step:06d}.parquet") for c in chosen],
+                    ignore_index=True)
+    raw.insert(2, "checkpoint", raw["step"].map({c.step: c.name for c in chosen}))
+    infos = [json.loads((parts_dir / f"step-{c.step:06d}.json").read_text()) for c in chosen]
+    metrics = pd.DataFrame([{k: v for k, v in i.items() if k not in ("prompts", "path")} for i in infos])
+    if (run / "dynamics.parquet").is_file():  # the SFT samples' own fit at the same steps
+        dyn = pd.read_parquet(run / "dynamics.parquet", columns=["step", "exact", "loss"])
+        train = dyn.groupby("step").agg(train_exact=("exact", "mean"), train_loss=("loss", "mean"))
+        metrics = metrics.merge(train.reset_index(), on="step", how="left")
+    metrics = metrics[["step", *[c for c in METRICS if c in metrics]]]
+    ref_file = run / WORK / "reference.json"
+    ref_name = json.loads(ref_file.read_text()).get("model") if reference is not None and ref_file.is_file() else None
+    tables = _derive(run, raw, reference, [c.step for c in chosen], metrics, config.salient_frac,
+                     config.salient_scale, config.stop_rule, ref_name)
+    _write_parquet(tables.frame, run / OUTPUTS[0])
+    _write_parquet(tables.summary, run / OUTPUTS[1])
+    _write_parquet(tables.orders, run / OUTPUTS[2])
+    _write_json(tables.stopping, run / OUTPUTS[3])
+    return tables

@@ -1,0 +1,68 @@
+"""The interaction notebooks' entry points: their fine-tuning run and its dynamics, made once.
+
+Notebooks 10 and 11 share state only through the run folder: both call
+:func:`ensure_interaction_dynamics`, which makes ``RUN/sft_interactions`` (a fine-tuning run
+with enough checkpoints) and its interaction tables the first time and reads them back after.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .checkpoints import quiet_loading, list_checkpoints
+from .settings import dynamics_config
+from .sweep import WORK, DynamicsTables, interaction_dynamics
+
+__all__ = ["ensure_interaction_dynamics", "ensure_interaction_run"]
+
+
+def ensure_interaction_run(run: str | Path, preset: str = "default") -> Path:
+    """The fine-tuning run the interaction notebooks study, made once: ``RUN/sft_interactions``.
+
+    It fine-tunes the world's base model (``RUN/world``, made by
+    :func:`ilpnb.workbench.ensure_world` if missing) on the whole SFT set, all stages mixed
+    (``sft_stages="mixed"``), with a checkpoint every ``sft_eval_every`` steps for ``sft_epochs`` epochs (the preset's
+    :class:`DynamicsConfig`), so the dynamics have enough checkpoints; everything else is the
+    preset's SFT. An interrupted run resumes.
+
+    Returns:
+        The fine-tuning run folder.
+    """
+    from ilpnb.train.sft import run_sft
+    from ilpnb.workbench import ensure_base_model, ensure_world
+
+    cfg = dynamics_config(preset)
+    out = Path(run) / "sft_interactions"
+    if (out / "dynamics.parquet").is_file():
+        return out
+    world = ensure_world(run, preset)
+    ensure_base_model(run, preset, progress=False)
+    with quiet_loading(True):  # no per-checkpoint "writing shards" bars in the notebook
+        return run_sft(out, world=world, preset=preset, stages=cfg.sft_stages,
+                       sft={"epochs": cfg.sft_epochs, "eval_every": cfg.sft_eval_every},
+                       track_options="ends", resume=True, progress=False)
+
+
+def ensure_interaction_dynamics(run: str | Path, preset: str = "default", progress: bool = False,
+                                **changes: Any) -> DynamicsTables:
+    """:func:`ensure_interaction_run`, then its interaction dynamics (computed once, resumed).
+
+    Returns:
+        The tables of ``RUN/sft_interactions``.
+    """
+    sft = ensure_interaction_run(run, preset)
+    try:
+        tables = DynamicsTables.load(sft)
+        stored = json.loads((sft / WORK / "settings.json").read_text())
+        want = dynamics_config(preset, **changes)
+        if stored.get("interactions") == want.interaction_settings() and \
+                tables.stopping.get("steps") == [c.step for c in list_checkpoints(sft)] and \
+                tables.stopping.get("salient_frac") == want.salient_frac and \
+                tables.stopping.get("salient_scale", "own") == want.salient_scale and \
+                tables.stopping.get("rule") == want.stop_rule:
+            return tables
+    except FileNotFoundError:
+        pass
+    return interaction_dynamics(sft, preset=preset, progress=progress, **changes)
