@@ -70,3 +70,23 @@ def test_diagnosis_notebook_leaves_contract_table(smoke_run: Path) -> None:
     diag = pd.read_parquet(smoke_run / "sft" / "diagnosis.parquet")
     assert {"id", "learned", "cause", "evidence"} <= set(diag.columns)
     assert (smoke_run / "figures" / "07_confusion.png").exists()
+
+
+@pytest.mark.skipif("10_sft_denoising_interactions.ipynb" not in NOTEBOOKS, reason="notebook 10 not present")
+def test_interaction_notebooks_leave_tables_and_figures(smoke_run: Path) -> None:
+    run = smoke_run / "sft_interactions"
+    for name in ("interactions.parquet", "interaction_summary.parquet", "interaction_orders.parquet",
+                 "interaction_stopping.json"):
+        assert (run / name).exists(), name
+    assert (smoke_run / "figures" / "10_fate_of_interactions.png").exists()
+
+
+@pytest.mark.skipif("08_mitigation.ipynb" not in NOTEBOOKS, reason="notebook 08 not present")
+def test_mitigation_notebook_leaves_results(smoke_run: Path) -> None:
+    import pandas as pd
+
+    parts = list((smoke_run / "sft" / "mitigation").glob("*/results.parquet"))
+    assert parts
+    table = pd.concat([pd.read_parquet(p) for p in parts])
+    assert {"treated", "control"} == set(table["arm"]) and table["recovery"].between(0, 1).all()
+    assert (smoke_run / "figures" / "08_recovery.png").exists()
