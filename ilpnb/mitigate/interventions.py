@@ -14,9 +14,9 @@ Methods (``cause``: ``method``):
   0.2 as in the published study), then SFT again;
 * ``pretrain_conflict``: ``upweight`` (loss weight ×k), ``bucketing`` (kept out of shared
   batches, plus the same weight), ``relabel`` (answer replaced by the base model's answer);
-* ``data_conflict``: ``delete`` (drop the losing side of each near-duplicate group: the
-  siblings whose answer the run reproduced least), ``bucketing`` (siblings never in one
-  batch, and upweighted), ``relabel`` (losing siblings take the winner's answer);
+* ``data_conflict``: ``relabel`` (losing siblings take the winner's answer: the sibling the run
+  reproduced best), ``bucketing`` (siblings never in one batch, and upweighted), ``delete``
+  (drop the losing side of each near-duplicate group);
 * ``left_forgetting``: ``replay`` (targeted earlier-stage samples replayed in every later
   stage), ``shuffle`` (all stages trained as one shuffled stage), ``resample`` (samples
   whose accuracy drops between evaluation points are sampled k× more often);
@@ -142,7 +142,7 @@ def _plan(cause: str, method: str, ids: list[str], inp: _Inputs, control: bool) 
 INTERVENTIONS: dict[str, tuple[str, ...]] = {
     "missing_knowledge": ("cpt",),
     "pretrain_conflict": ("upweight", "bucketing", "relabel"),
-    "data_conflict": ("delete", "bucketing", "relabel"),
+    "data_conflict": ("relabel", "bucketing", "delete"),
     "left_forgetting": ("replay", "shuffle", "resample"),
     "rare_pattern": ("upsample", "weight"),
 }
