@@ -62,7 +62,7 @@ def cohen_kappa(a: np.ndarray, b: np.ndarray) -> float:
     po = float(np.mean(a == b))
     pa, pb = a.mean(), b.mean()
     pe = pa * pb + (1 - pa) * (1 - pb)
-    return 1.0 if pe == 1.0 else (po - pe) / (1 - pe)
+    return 1.0 if pe == 1.0 else float((po - pe) / (1 - pe))
 
 
 def seed_agreement(samples_a: pd.DataFrame, samples_b: pd.DataFrame) -> dict[str, float]:
