@@ -31,7 +31,7 @@ from ilpnb.train.derived import summarize_samples
 from ilpnb.train.format import encode_pair
 from ilpnb.train.plan import ResampleOnDrop, relabelled, stage_examples
 from ilpnb.train.trainer import NonFiniteLossError, SFTTrainer, TrackingCallback, collate, epoch_of
-from ilpnb.train.tracking import Tracker
+from ilpnb.train.tracking import Tracker, greedy_outputs
 
 __all__ = ["SFTJob", "run_sft", "load_dynamics", "resolve_job"]
 
@@ -62,7 +62,8 @@ class SFTJob:
 
 
 def resolve_job(out: str | Path, model: str | None = None, data: str | None = None, world: str | Path | None = None,
-                preset: str = "default", sft: dict[str, Any] | None = None, **job: Any) -> SFTJob:
+                preset: str = "default", sft: dict[str, Any] | None = None, progress: bool = True,
+                **job: Any) -> SFTJob:
     """Fill an :class:`SFTJob` from a preset, a world folder and overrides.
 
     With ``world``, the data is ``WORLD/sft.jsonl`` and the model is the world's tiny base
@@ -76,7 +77,7 @@ def resolve_job(out: str | Path, model: str | None = None, data: str | None = No
         world = Path(world)
         data = data or str(world / "sft.jsonl")
         if model is None:
-            model = str(pretrain_base_model(world / "pretrain.txt", p.model, p.pretrain).resolve())
+            model = str(pretrain_base_model(world / "pretrain.txt", p.model, p.pretrain, progress=progress).resolve())
         job.setdefault("max_length", p.model.max_length)
     if model is None or data is None:
         raise ValueError("give --model and --data, or --world")
@@ -142,6 +143,8 @@ class _Run:
         self.job, self.folder, self.progress = job, folder, progress
         self.model, self.tok, self.records = _load(job, relabelled(records, job.plan))
         self.last_table: pd.DataFrame | None = None
+        self.base_table: pd.DataFrame | None = None
+        self.last_stage = False
         self.tracker = Tracker(self.tok, self.records, job.max_length, batch_size=max(32, 2 * job.sft.batch_size))
         self.point = 0
         self.first_point = 1
@@ -178,17 +181,22 @@ class _Run:
     def part(self, point: int) -> Path:
         return self.folder.path / "dynamics" / f"point-{point:04d}.parquet"
 
-    def measure(self, point: int, step: int, epoch: float, options: bool) -> None:
+    def measure(self, point: int, step: int, epoch: float, options: bool, final: bool = False) -> None:
+        """Measure every sample at a point (``final``: the last point, with the greedy outputs)."""
         self.point = point
-        ends_only = self.job.track == "ends" and point != 0
+        ends_only = self.job.track == "ends" and point != 0 and not final
         if self.job.track != "none" and not ends_only and not self.part(point).exists():
-            self._write_point(point, step, epoch, options)
+            self._write_point(point, step, epoch, options, outputs=final)
         if self.job.checkpoints == "points" and step > 0:
             self.save_checkpoint(f"point-{point:04d}-step-{step:06d}", step, epoch)
 
-    def _write_point(self, point: int, step: int, epoch: float, options: bool) -> None:
-        table = self.tracker.measure(self.model, {"point": point, "step": step, "epoch": epoch, "stage": self.stage},
-                                     options=options)
+    def _write_point(self, point: int, step: int, epoch: float, options: bool, outputs: bool = False) -> None:
+        info = {"point": point, "step": step, "epoch": epoch, "stage": self.stage}
+        if point == 0 and self.base_table is not None:  # the base model was just measured: no second pass
+            table = self.base_table.drop(columns="output")
+            self.base_table = None
+        else:
+            table = self.tracker.measure(self.model, info, options=options, outputs=outputs)
         if table is not None:
             if not np.isfinite(table["loss"].to_numpy(dtype=float)).all():
                 raise NonFiniteLossError(
@@ -228,9 +236,11 @@ class _Run:
             self.tracker.base_logprobs = np.load(dist).astype(np.float32)
             return
         self.base_top = []
-        table = self.tracker.measure(self.model, {"point": -1}, options=True, outputs=True)
+        table = self.tracker.measure(self.model, {"point": 0, "step": 0, "epoch": 0.0, "stage": self.stage},
+                                     options=True, outputs=True)
         if table is None:
             return
+        self.base_table = table  # also the point-0 rows
         for row in table.itertuples():
             gold = self.records[row.Index].response
             top = getattr(row, "mc_top_option", None)
@@ -261,8 +271,10 @@ class _Run:
         self.measure(0, 0, 0.0, options=True)
         cfg = self.job.sft
         self.first_point = 1
-        for stage, idx in self.stages():
+        stages = self.stages()
+        for stage, idx in stages:
             self.stage = stage
+            self.last_stage = stage == stages[-1][0]
             data, sampler = stage_examples(self.job.plan, [str(r.id) for r in self.records],
                                            [int(r.stage) for r in self.records], idx, stage, self._example,
                                            cfg.batch_size, cfg.seed, cfg.ordered)
@@ -334,8 +346,9 @@ class _Run:
 
     def _on_point(self, interrupt_after: int | None) -> Any:
         def on_point(state: Any) -> None:
+            end = state.global_step >= state.max_steps  # the end of this stage: options for "ends" too
             self.measure(self._point_of(state), self.offset + state.global_step, epoch_of(state),
-                         options=self.job.track_options == "all")
+                         options=self.job.track_options == "all" or end, final=end and self.last_stage)
             factor = int((self.job.plan or {}).get("resample") or 0)
             if factor and self.sampler is not None and self.part(self.point).exists():
                 self.resampler.update(pd.read_parquet(self.part(self.point)), self.data,
@@ -345,24 +358,23 @@ class _Run:
         return on_point
 
     def finish(self) -> None:
-        if self.job.track == "none":
+        """Assemble ``dynamics.parquet`` (the final point was measured with its outputs and
+        options at the end of training: no second pass here)."""
+        if self.job.track == "none" or _rank() != 0:
             return
-        final = self.tracker.measure(self.model, {}, options=True, outputs=True)  # every rank takes part
-        if final is None:
-            return
-        if self.job.track == "ends" and not self.part(self.point).exists():
-            self._write_point(self.point, self.offset, float(self.job.sft.epochs), options=True)
         dyn = load_dynamics(self.folder.path)
         last = dyn["point"].max()
-        outputs = dict(zip(final["id"], final["output"]))
+        at_last = dyn["point"] == last
+        final = dyn.pop("output") if "output" in dyn else pd.Series(None, index=dyn.index, dtype=object)
+        if final[at_last].isna().any():  # a run measured before outputs were kept with the final point
+            order = {r.id: i for i, r in enumerate(self.records)}
+            texts = greedy_outputs(self.model, self.tok, [it.enc for it in self.tracker.items], self.tracker.batch_size)
+            final[at_last] = dyn.loc[at_last, "id"].map(lambda i: texts[order[i]])
         dyn["output"] = None
         if self.base_outputs:
             dyn.loc[dyn["point"] == 0, "output"] = dyn.loc[dyn["point"] == 0, "id"].map(
                 dict(zip((r.id for r in self.records), self.base_outputs)))
-        dyn.loc[dyn["point"] == last, "output"] = dyn.loc[dyn["point"] == last, "id"].map(outputs)
-        if self.job.track_options != "all":
-            for col in [c for c in final.columns if c.startswith(("mc_", "pass@"))]:
-                dyn.loc[dyn["point"] == last, col] = dyn.loc[dyn["point"] == last, "id"].map(dict(zip(final["id"], final[col])))
+        dyn.loc[at_last, "output"] = final[at_last]
         dyn.to_parquet(self.folder.path / "dynamics.parquet", index=False)
         summarize_samples(dyn, self.job.sft.criterion).to_parquet(self.folder.path / "samples.parquet", index=False)
 
@@ -393,7 +405,7 @@ def run_sft(out: str | Path, model: str | None = None, data: str | None = None, 
     Returns:
         The run folder.
     """
-    spec = resolve_job(out, model, data, world, preset, sft, **job)
+    spec = resolve_job(out, model, data, world, preset, sft, progress=progress, **job)
     records = _records(spec)  # a bad SFT file fails here, before a run folder exists
     folder = _open_run(spec, resume)
     if folder.exists("dynamics.parquet"):
