@@ -11,7 +11,8 @@ of them with teacher forcing (one forward pass per batch, no generation):
   option among gold + distractors (``mc_p_gold``), the top option, and pass@N for each N
   (the chance that N answers drawn from that distribution contain the gold one,
   ``1 - (1 - p)**N``, computed exactly);
-* optionally the greedy output text (generated; used at the base and the final point).
+* optionally the greedy output text (used at the base and the final point; generated only
+  for the samples not reproduced exactly — an exact one's greedy output is its response).
 
 With ``torch.distributed`` initialised, each rank measures a disjoint share of the samples
 and rank 0 receives the whole table, so every sample is measured exactly once.
@@ -172,9 +173,24 @@ class Tracker:
         if options and self.has_options:
             cols.update(self._options(model, items, s.logprob))
         if outputs:
-            cols["output"] = greedy_outputs(model, self.tokenizer, [it.enc for it in items], self.batch_size)
+            cols["output"] = self._outputs(model, items, s.exact)
         cols["_order"] = idx
         return pd.DataFrame(cols)
+
+    def _outputs(self, model: torch.nn.Module, items: list[_Item], exact: np.ndarray) -> list[str]:
+        """Greedy output texts. A sample reproduced exactly (whole response, end-of-sequence
+        included, not truncated) has its response as greedy output, so only the others are
+        generated."""
+        eos = self.tokenizer.eos_token_id
+        known = [bool(ok) and not it.enc.truncated and eos is not None and it.enc.response_ids[-1] == eos
+                 for it, ok in zip(items, exact)]
+        out = [self.tokenizer.decode(it.enc.response_ids, skip_special_tokens=True).strip() if k else ""
+               for it, k in zip(items, known)]
+        todo = [k for k, done in enumerate(known) if not done]
+        if todo:
+            for k, text in zip(todo, greedy_outputs(model, self.tokenizer, [items[k].enc for k in todo], self.batch_size)):
+                out[k] = text
+        return out
 
     def _options(self, model: torch.nn.Module, items: list[_Item], gold_lp: np.ndarray) -> dict[str, Any]:
         pairs, owner = [], []
