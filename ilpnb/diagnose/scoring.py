@@ -3,7 +3,9 @@
 Only unlearned samples are scored: a sample planted with a cause but learned anyway is not
 an instance of incomplete learning and is left out. Unlearned samples planted ``none`` stay
 in (as true label ``none``): attributing them to a cause is a false positive of that cause.
-Per cause: precision, recall, F1; macro-F1 is the mean F1 over the five causes.
+Per cause: precision, recall, F1; macro-F1 is the mean F1 over the causes that have unlearned
+samples in the truth (a world without, say, left forgetting does not score that cause, but a
+sample wrongly diagnosed with it still costs the recall of its true cause).
 """
 
 from __future__ import annotations
@@ -77,5 +79,6 @@ def score_diagnosis(diagnosis: pd.DataFrame, truth: pd.Series) -> DiagnosisScore
         f1 = 2 * p * r / (p + r) if tp else (0.0 if (tp + fp + fn) else np.nan)
         metrics.append({"cause": c, "precision": p, "recall": r, "f1": f1, "support": tp + fn})
     per = pd.DataFrame(metrics).set_index("cause")
-    macro = float(per["f1"].dropna().mean()) if per["f1"].notna().any() else float("nan")
+    present = per[per["support"] > 0]  # causes the world planted (and left unlearned)
+    macro = float(present["f1"].mean()) if len(present) else float("nan")
     return DiagnosisScore(confusion=conf, per_cause=per, macro_f1=macro, scored=len(un), excluded_learned=excluded)

@@ -108,3 +108,12 @@ def test_cli_diagnose_and_score(smoke_run: Path, capsys: pytest.CaptureFixture) 
     assert main(["score", str(smoke_run), "--truth", str(world / "truth.jsonl")]) == 0
     out = capsys.readouterr().out
     assert "macro-F1" in out and (smoke_run / "score.json").exists()
+
+
+def test_macro_f1_averages_only_planted_causes() -> None:
+    diag = pd.DataFrame({"id": ["1", "2", "3"], "learned": [False] * 3,
+                         "cause": ["missing_knowledge", "left_forgetting", "data_conflict"]})
+    truth = pd.Series({"1": "missing_knowledge", "2": "missing_knowledge", "3": "data_conflict"})
+    s = score_diagnosis(diag, truth)
+    assert s.per_cause.loc["left_forgetting", "support"] == 0
+    assert np.isclose(s.macro_f1, (2 * 1.0 * 0.5 / 1.5 + 1.0) / 2)
