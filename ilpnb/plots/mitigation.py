@@ -25,8 +25,8 @@ def plot_recovery(summary: pd.DataFrame, ax: Axes | None = None) -> Axes:
     s = s[s["unlearned"] > 0].reset_index(drop=True)
     x = np.arange(len(s))
     for k, (arm, colour) in enumerate((("treated", "#c0504d"), ("control", "#9aa5b1"))):
-        lo = (s[arm] - s[f"{arm}_lo"]).fillna(0).clip(lower=0)
-        hi = (s[f"{arm}_hi"] - s[arm]).fillna(0).clip(lower=0)
+        lo = (s[arm] - s[f"{arm}_lo"].clip(0, 1)).fillna(0).clip(lower=0)  # a share lies in [0, 1]
+        hi = (s[f"{arm}_hi"].clip(0, 1) - s[arm]).fillna(0).clip(lower=0)
         ax.bar(x + (k - 0.5) * 0.38, s[arm], width=0.38, color=colour, label=arm, yerr=[lo, hi], capsize=2)
     for i, own in enumerate(s["target"] == s["cause"]):
         if own:
