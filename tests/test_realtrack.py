@@ -211,18 +211,19 @@ def test_cli_sft_smoke_preset_runs_offline_without_nan(offline: Path, tmp_path: 
     from ilpnb.cli import main
     from ilpnb.data.records import write_records
 
-    data = tmp_path / "faq4.jsonl"
-    write_records(select_subset(faq, 4, seed=0), data)
+    # the command as it stands: the registered data set, the real track's smoke settings
+    # (LoRA, a seeded subset of --max-samples records; here 4 to keep the test short)
     out = tmp_path / "run"
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), _one_thread():
-        code = main(["sft", "--model", MODEL, "--data", str(data), "--preset", "smoke", "--out", str(out),
-                     "--no-progress"])
+        code = main(["sft", "--model", MODEL, "--data", "faq-en", "--preset", "smoke", "--out", str(out),
+                     "--no-progress", "--max-samples", "4"])
     assert code == 0, stderr.getvalue()[-2000:]
     assert "unlearned at the end" in stdout.getvalue()
     dyn = _covers_every_sample_and_point(out, 4)
     assert np.isfinite(dyn[["token_acc", "gold_first_p", "js_base"]].to_numpy(float)).all()
-    assert json.loads((out / "config.json").read_text())["sft"]["lora"] is False
+    config = json.loads((out / "config.json").read_text())
+    assert config["sft"]["lora"] is True and config["max_samples"] == 4
 
 
 def test_notebook_09_parameters_select_preset_run_and_full_ft() -> None:

@@ -61,6 +61,8 @@ def _sft_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--seed", type=int, help="seed of data order and LoRA initialisation")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    p.add_argument("--max-samples", type=int, help="train on a seeded subset of this many records "
+                                                 "(default for a real model: the real-track preset's)")
 
 
 def sft_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -85,11 +87,28 @@ def _sft(args: argparse.Namespace) -> int:
     if args.world is None and (args.model is None or args.data is None):
         raise ValueError("give --model and --data, or --world")
     job: dict[str, Any] = {"stages": args.stages}
+    overrides = sft_overrides(args)
+    if args.world is None:  # a real model: the real track's settings unless flags say otherwise
+        from ilpnb.realtrack import real_settings
+
+        real = real_settings(args.preset)
+        defaults = {"lora": True, "lr": real.lora_lr, "lora_r": real.lora_r, "epochs": real.epochs,
+                    "batch_size": real.batch_size}
+        if overrides.get("lora") is False or "lr" in overrides:
+            defaults = {k: v for k, v in defaults.items() if k in ("epochs", "batch_size")}
+        overrides = {**defaults, **overrides}
+        job["max_length"] = real.max_length
+        job["max_samples"] = real.samples
+        if _is_main():
+            print(f"real model: preset '{args.preset}' uses {overrides} on "
+                  f"{real.samples or 'all'} samples (override with flags)", file=sys.stderr)
+    if args.max_samples is not None:
+        job["max_samples"] = args.max_samples
     if args.max_length is not None:
         job["max_length"] = args.max_length
     try:
         out = run_sft(args.out, model=args.model, data=args.data, world=args.world, preset=args.preset,
-                      sft=sft_overrides(args), resume=args.resume, progress=not args.no_progress, **job)
+                      sft=overrides, resume=args.resume, progress=not args.no_progress, **job)
     except NonFiniteLossError as err:
         print(f"ilpnb sft: stopped: {err}", file=sys.stderr)
         return 3

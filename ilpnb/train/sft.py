@@ -52,6 +52,7 @@ class SFTJob:
     track_options: str = "all"  # "all" points or "ends" (step 0, stage ends, final)
     track: str = "points"  # "points": every sample at every point; "ends": step 0 and the end; "none": no dynamics
     plan: dict[str, Any] | None = None  # a mitigation plan (see ilpnb.mitigate.interventions.Plan)
+    max_samples: int | None = None  # a seeded subset of the records (order kept), e.g. a smoke run on a real set
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -92,6 +93,11 @@ def _records(job: SFTJob) -> list[Any]:
     records = resolve_data(job.data)
     if not records:
         raise ValueError(f"{job.data}: no SFT records")
+    if job.max_samples is not None and len(records) > job.max_samples:
+        import random
+
+        keep = sorted(random.Random(job.sft.seed).sample(range(len(records)), job.max_samples))
+        records = [records[i] for i in keep]
     if job.track not in ("points", "ends", "none"):
         raise ValueError(f"track must be 'points', 'ends' or 'none', got {job.track!r}")
     return records
