@@ -88,7 +88,9 @@ def _sft(args: argparse.Namespace) -> int:
         raise ValueError("give --model and --data, or --world")
     job: dict[str, Any] = {"stages": args.stages}
     overrides = sft_overrides(args)
-    if args.world is None:  # a real model: the real track's settings unless flags say otherwise
+    if args.world is None and not Path(args.model).exists():
+        # a registered or hub model (a real LLM, not a local tiny one): the real track's settings
+        # unless flags say otherwise
         from ilpnb.realtrack import real_settings
 
         real = real_settings(args.preset)
