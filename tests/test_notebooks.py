@@ -24,6 +24,7 @@ NOTEBOOKS = [p.name for p in find_notebooks(default_notebooks_dir())]
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("nbrun")
     os.environ.setdefault("ILPNB_CACHE", str(root / "cache"))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the real track's model ships in a package: no hub
     return run_notebooks(preset="smoke", out=root / "run", progress=False)
 
 
