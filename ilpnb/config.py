@@ -76,7 +76,8 @@ class SFTConfig:
     """Supervised fine-tuning with per-sample tracking.
 
     Attributes:
-        epochs: epochs per stage.
+        epochs: the most epochs a stage trains (a safety cap when ``converge``; the exact
+            count otherwise).
         batch_size: samples per step.
         lr: peak learning rate.
         lora: fine-tune LoRA adapters instead of all weights.
@@ -85,6 +86,16 @@ class SFTConfig:
         criterion: what "learned" means at the end: ``exact``, ``token_acc``, ``loss`` or ``mc``.
         ordered: keep the data order within a stage (no shuffling).
         seed: seed of the data order and of LoRA initialisation.
+        converge: stop each stage when the window rule of :mod:`ilpnb.train.convergence`
+            holds (mean loss flat and verdicts stable over ``converge_window`` points);
+            off: train exactly ``epochs`` (a fixed budget, e.g. compute-matched arms).
+        converge_window: evaluation points the rule looks back over.
+        converge_loss_tol: absolute tolerance of the mean loss movement (nats per token).
+        converge_rel_tol: tolerance relative to the mean loss.
+        converge_flip_share: largest share of samples whose verdict may change in the window.
+        lr_scheduler: transformers' learning-rate schedule over the ``epochs`` of a stage.
+        warmup_ratio: share of a stage's steps spent warming the learning rate up.
+        weight_decay: AdamW weight decay.
     """
 
     epochs: int = 3
@@ -96,6 +107,14 @@ class SFTConfig:
     criterion: str = "exact"
     ordered: bool = False
     seed: int = 0
+    converge: bool = True
+    converge_window: int = 3
+    converge_loss_tol: float = 0.01
+    converge_rel_tol: float = 0.02
+    converge_flip_share: float = 0.02
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
 
 
 @dataclass
@@ -119,14 +138,14 @@ PRESETS: dict[str, Preset] = {
         world=WorldConfig(counts=_counts(24, 6), extra_people=4, n_cities=8, n_countries=4),
         model=ModelConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128),
         pretrain=PretrainConfig(epochs=12, batch_size=8, lr=3e-3),
-        sft=SFTConfig(epochs=2, batch_size=8),
+        sft=SFTConfig(epochs=8, batch_size=8),  # epochs: the cap of the convergence rule
     ),
     "default": Preset(
         name="default",
         world=WorldConfig(),
         model=ModelConfig(),
         pretrain=PretrainConfig(),
-        sft=SFTConfig(),
+        sft=SFTConfig(epochs=30),
     ),
     "full": Preset(
         name="full",
@@ -134,7 +153,7 @@ PRESETS: dict[str, Preset] = {
         model=ModelConfig(vocab_size=4096, hidden_size=512, num_layers=8, num_heads=8,
                           intermediate_size=1408, max_length=96),
         pretrain=PretrainConfig(epochs=60, batch_size=32, lr=1e-3),
-        sft=SFTConfig(epochs=8, batch_size=32, lr=3e-4),
+        sft=SFTConfig(epochs=30, batch_size=32, lr=3e-4),
     ),
 }
 

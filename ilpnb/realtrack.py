@@ -182,7 +182,9 @@ def sft_overrides(settings: RealTrackSettings, full_ft: bool = False) -> dict[st
     """The :class:`ilpnb.config.SFTConfig` fields of a real-track run (LoRA unless ``full_ft``)."""
     return {"lora": not full_ft, "lora_r": settings.lora_r, "lr": settings.full_lr if full_ft else settings.lora_lr,
             "epochs": settings.epochs, "batch_size": settings.batch_size, "eval_every": settings.eval_every,
-            "criterion": "exact", "seed": settings.seed}
+            "criterion": "exact", "seed": settings.seed,
+            # a fixed budget on CPU; the run's convergence.json says it was not checked
+            "converge": False}
 
 
 def real_job(preset: str, full_ft: bool = False) -> dict[str, Any]:

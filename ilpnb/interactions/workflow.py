@@ -41,7 +41,9 @@ def ensure_interaction_run(run: str | Path, preset: str = "default") -> Path:
     ensure_base_model(run, preset, progress=False)
     with quiet_loading(True):  # no per-checkpoint "writing shards" bars in the notebook
         return run_sft(out, world=world, preset=preset, stages=cfg.sft_stages,
-                       sft={"epochs": cfg.sft_epochs, "eval_every": cfg.sft_eval_every},
+                       sft={"epochs": cfg.sft_epochs, "eval_every": cfg.sft_eval_every,
+                            # a fixed schedule: the study follows SFT past convergence, into over-fitting
+                            "converge": False},
                        track_options="ends", resume=True, progress=False)
 
 

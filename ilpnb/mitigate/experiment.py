@@ -33,6 +33,19 @@ __all__ = ["run_mitigation", "summarize", "t_interval", "load_results"]
 _CAUSES = ("missing_knowledge", "pretrain_conflict", "data_conflict", "left_forgetting", "rare_pattern")
 
 
+def _fixed_budget(run: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """SFT overrides that give every arm the same compute: a fixed number of epochs per stage
+    (the most the diagnosed run trained in any stage until it converged), never a stop of its own."""
+    path = run / "convergence.json"
+    epochs = int(config["sft"]["epochs"])
+    if path.exists():
+        stages = json.loads(path.read_text()).get("stages", [])
+        trained = [s["epoch"] for s in stages if s.get("epoch")]
+        if trained:
+            epochs = max(1, math.ceil(max(trained) - 1e-9))
+    return {"epochs": epochs, "converge": False}
+
+
 def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     """Mean and two-sided Student-t confidence interval (NaN bounds for fewer than 2 values)."""
     from scipy import stats
@@ -154,7 +167,7 @@ def run_mitigation(run: str | Path, cause: str, method: str | None = None, seeds
             arm_dir = out / f"seed-{seed}" / arm
             if not (arm_dir / "samples.parquet").exists():
                 model = _base_model(config, plan, records, seed, settings)
-                sft = dict(config["sft"], seed=seed)
+                sft = dict(config["sft"], seed=seed, **_fixed_budget(run, config))
                 run_sft(arm_dir, model=model, data=config["data"], world=config.get("world"), preset=config["preset"],
                         sft=sft, resume=arm_dir.exists(), progress=progress, plan=plan.to_dict(), stages=plan.stages,
                         track="ends" if plan.resample == 0 else "points", checkpoints="stages",

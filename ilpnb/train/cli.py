@@ -48,7 +48,10 @@ def _sft_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="default", help="smoke, default or full (default: default)")
     p.add_argument("--world", help="world folder: its SFT set and its tiny base model")
     p.add_argument("--lora", action="store_true", default=None, help="fine-tune LoRA adapters (peft) only")
-    p.add_argument("--epochs", type=int, help="epochs per stage (default: the preset's)")
+    p.add_argument("--epochs", type=int, help="the most epochs per stage: the cap of the convergence rule "
+                                              "(the exact count with --no-converge; default: the preset's)")
+    p.add_argument("--no-converge", dest="converge", action="store_false", default=None,
+                   help="train exactly --epochs per stage instead of stopping when converged")
     p.add_argument("--lr", type=float, help="peak learning rate (default: the preset's)")
     p.add_argument("--batch-size", type=int, help="samples per step and device (default: the preset's)")
     p.add_argument("--criterion", choices=("exact", "token_acc", "loss", "mc"),
@@ -68,7 +71,8 @@ def _sft_arguments(p: argparse.ArgumentParser) -> None:
 def sft_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`ilpnb.config.SFTConfig` fields given on the command line."""
     names = {"epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "criterion": "criterion",
-             "ordered": "ordered", "eval_every": "eval_every", "seed": "seed", "lora": "lora"}
+             "ordered": "ordered", "eval_every": "eval_every", "seed": "seed", "lora": "lora",
+             "converge": "converge"}
     return {field: getattr(args, flag) for flag, field in names.items() if getattr(args, flag, None) is not None}
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,8 @@ from transformers import PrinterCallback, TrainingArguments
 
 from ilpnb.config import SFTConfig, get_preset, override, to_dict
 from ilpnb.runs import RunFolder
+from ilpnb.probe.criteria import learned as learned_rows
+from ilpnb.train.convergence import ConvergenceMonitor, ConvergenceRule
 from ilpnb.train.derived import summarize_samples
 from ilpnb.train.format import encode_pair
 from ilpnb.train.plan import ResampleOnDrop, relabelled, stage_examples
@@ -121,14 +122,48 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def _barrier() -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def _begin_distributed() -> bool:
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1), start the process group through accelerate, as
+    the ``Trainer`` would, so ranks can meet at barriers before the ``Trainer`` exists.
+
+    Returns:
+        Whether this call started the group (and so the run must close it at the end).
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not torch.distributed.is_available():
+        return False
+    if torch.distributed.is_initialized():
+        return False
+    from accelerate import PartialState
+
+    PartialState()
+    return torch.distributed.is_initialized()
+
+
+def _end_distributed(owned: bool) -> None:
+    """Let every rank finish (rank 0 writes the tables last), then close a group this run started.
+
+    A rank that leaves while the group still holds gloo's threads can abort at interpreter exit
+    ("terminate called without an active exception"); closing the group first prevents that.
+    """
+    _barrier()
+    if owned:
+        from accelerate.state import AcceleratorState
+
+        torch.distributed.destroy_process_group()
+        AcceleratorState._reset_state(reset_partial_state=True)  # a later run in this process starts afresh
+
+
 def _open_run(job: SFTJob, resume: bool) -> RunFolder:
-    if _rank() == 0:
-        return RunFolder.create(job.out, job.to_dict(), resume=resume)
-    for _ in range(600):  # other ranks wait for rank 0 to create the folder
-        if (Path(job.out) / "config.json").exists():
-            return RunFolder.open(job.out)
-        time.sleep(0.1)
-    raise TimeoutError(f"{job.out}: rank 0 did not create the run folder")
+    """Rank 0 creates (or reopens) the run folder; the other ranks open it after a barrier."""
+    folder = RunFolder.create(job.out, job.to_dict(), resume=resume) if _rank() == 0 else None
+    _barrier()
+    return folder if folder is not None else RunFolder.open(job.out)
 
 
 def load_dynamics(run: str | Path) -> pd.DataFrame:
@@ -150,6 +185,7 @@ class _Run:
         self.model, self.tok, self.records = _load(job, relabelled(records, job.plan))
         self.last_table: pd.DataFrame | None = None
         self.base_table: pd.DataFrame | None = None
+        self.base_measured = False
         self.last_stage = False
         self.tracker = Tracker(self.tok, self.records, job.max_length, batch_size=max(32, 2 * job.sft.batch_size))
         self.point = 0
@@ -163,6 +199,12 @@ class _Run:
         self.sampler: Any = None
         self.data: list[dict[str, Any]] = []
         self.resampler = ResampleOnDrop(int((job.plan or {}).get("resample") or 0))
+        cfg = job.sft
+        self.rule = ConvergenceRule(cfg.converge_window, cfg.converge_loss_tol, cfg.converge_rel_tol,
+                                    cfg.converge_flip_share)
+        self.monitor = ConvergenceMonitor(self.rule)
+        self.stage_idx: list[int] = []
+        self.stage_converged = False
         self.last_good = self._newest_checkpoint() or f"{job.model} (the base model; no checkpoint saved yet)"
         self._report_truncation()
 
@@ -187,20 +229,29 @@ class _Run:
     def part(self, point: int) -> Path:
         return self.folder.path / "dynamics" / f"point-{point:04d}.parquet"
 
-    def measure(self, point: int, step: int, epoch: float, options: bool, final: bool = False) -> None:
-        """Measure every sample at a point (``final``: the last point, with the greedy outputs)."""
+    def measure(self, point: int, step: int, epoch: float, options: bool,
+                final: bool = False) -> tuple[bool, pd.DataFrame | None]:
+        """Measure every sample at a point (``final``: the last point, with the greedy outputs).
+
+        Returns:
+            Whether the point was measured now (the same answer on every rank) and its table
+            (on rank 0; None elsewhere).
+        """
         self.point = point
         ends_only = self.job.track == "ends" and point != 0 and not final
+        measured, table = False, None
         if self.job.track != "none" and not ends_only and not self.part(point).exists():
-            self._write_point(point, step, epoch, options, outputs=final)
+            measured, table = True, self._write_point(point, step, epoch, options, outputs=final)
         if self.job.checkpoints == "points" and step > 0:
             self.save_checkpoint(f"point-{point:04d}-step-{step:06d}", step, epoch)
+        return measured, table
 
-    def _write_point(self, point: int, step: int, epoch: float, options: bool, outputs: bool = False) -> None:
+    def _write_point(self, point: int, step: int, epoch: float, options: bool,
+                     outputs: bool = False) -> pd.DataFrame | None:
         info = {"point": point, "step": step, "epoch": epoch, "stage": self.stage}
-        if point == 0 and self.base_table is not None:  # the base model was just measured: no second pass
-            table = self.base_table.drop(columns="output")
-            self.base_table = None
+        if point == 0 and self.base_measured:  # the base model was just measured (on every rank): no second pass
+            table = self.base_table.drop(columns="output") if self.base_table is not None else None
+            self.base_table, self.base_measured = None, False
         else:
             table = self.tracker.measure(self.model, info, options=options, outputs=outputs)
         if table is not None:
@@ -213,6 +264,7 @@ class _Run:
             tmp = self.part(self.point).with_suffix(".tmp")
             table.to_parquet(tmp, index=False)
             os.replace(tmp, self.part(self.point))
+        return table
 
     def save_checkpoint(self, name: str, step: int, epoch: float) -> None:
         if _rank() != 0:
@@ -244,6 +296,9 @@ class _Run:
         self.base_top = []
         table = self.tracker.measure(self.model, {"point": 0, "step": 0, "epoch": 0.0, "stage": self.stage},
                                      options=True, outputs=True)
+        # every rank took part; only rank 0 holds the table. Whether point 0 still needs a pass
+        # must not depend on files rank 0 writes (another rank could look before or after).
+        self.base_measured = True
         if table is None:
             return
         self.base_table = table  # also the point-0 rows
@@ -272,6 +327,7 @@ class _Run:
 
     def train(self, interrupt_after_point: int | None = None) -> None:
         progress = self.folder.read_json(self.state_file) if self.folder.exists(self.state_file) else {"done": []}
+        progress.setdefault("stages", {})
         if self.job.track != "none":
             self.base_answers()
         self.measure(0, 0, 0.0, options=True)
@@ -287,15 +343,21 @@ class _Run:
             self.sampler, self.data = sampler, data
             steps = self._steps(len(data))
             if str(stage) in progress["done"]:
-                self.offset += steps
-                self.first_point += self._points_in(steps)
+                done = progress["stages"].get(str(stage), {})
+                self.offset += int(done.get("steps", steps))
+                self.first_point += int(done.get("points", self._points_in(steps)))
                 self._load_stage_end(stage)
                 continue
+            self.stage_idx = idx
+            self.monitor = ConvergenceMonitor(self.rule, stage)
+            self.stage_converged = False
+            self._replay_points()
             out_dir = self.folder.path / "trainer" / f"stage-{stage}"
             args = TrainingArguments(
                 output_dir=str(out_dir), num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
-                learning_rate=cfg.lr, lr_scheduler_type="cosine", warmup_steps=0.05, weight_decay=0.0,
-                logging_steps=max(1, steps // 10), save_strategy="epoch" if cfg.eval_every == "epoch" else "steps",
+                learning_rate=cfg.lr, lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio,
+                weight_decay=cfg.weight_decay, logging_steps=max(1, steps // 10),
+                save_strategy="epoch" if cfg.eval_every == "epoch" else "steps",
                 save_steps=1 if cfg.eval_every == "epoch" else int(cfg.eval_every), save_total_limit=1,
                 report_to=[], seed=cfg.seed, disable_tqdm=not self.progress, remove_unused_columns=False,
                 dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(), ddp_find_unused_parameters=False,
@@ -309,12 +371,22 @@ class _Run:
                 self.trainer.remove_callback(PrinterCallback)
             last = _latest_checkpoint(out_dir)
             self.trainer.train(resume_from_checkpoint=last)
-            self.offset += self.trainer.state.global_step
-            self.first_point += self._points_in(self.trainer.state.global_step)
-            self.save_checkpoint(f"stage-{stage}-end", self.offset, epoch_of(self.trainer.state))
+            state = self.trainer.state
+            points = self._point_of(state) - self.first_point + 1
+            self.offset += state.global_step
+            self.first_point += points
+            self.save_checkpoint(f"stage-{stage}-end", self.offset, epoch_of(state))
+            status = self.monitor.status(self.stage_converged, self.offset, epoch_of(state), checked=cfg.converge)
+            print(status.line())
             progress["done"].append(str(stage))
+            progress["stages"][str(stage)] = {"steps": state.global_step, "points": points,
+                                              "convergence": status.to_dict()}
             if _rank() == 0:
                 self.folder.write_json(self.state_file, progress)
+                self.folder.write_json("convergence.json", {
+                    "rule": {**self.rule.__dict__, "on": cfg.converge, "cap_epochs": cfg.epochs},
+                    "stages": [progress["stages"][k]["convergence"] for k in progress["done"]
+                               if "convergence" in progress["stages"].get(k, {})]})
 
     def _steps(self, n: int) -> int:
         world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -330,6 +402,35 @@ class _Run:
         every = self.job.sft.eval_every
         within = round(float(state.epoch or 0)) if every == "epoch" else -(-state.global_step // int(every))
         return self.first_point + within - 1
+
+    # -- convergence ------------------------------------------------------------------
+    def _observe(self, table: pd.DataFrame, point: int, step: int, epoch: float) -> bool:
+        """Feed one point of the current stage to the monitor (rank 0's table)."""
+        rows = table.iloc[self.stage_idx]
+        criterion = self.job.sft.criterion
+        if criterion == "mc" and "pass@5" not in rows:  # options not scored at this point
+            criterion = "exact"
+        verdicts = learned_rows(rows, criterion).to_numpy()
+        return self.monitor.update(point, step, epoch, rows["loss"].to_numpy(dtype=float), verdicts)
+
+    def _replay_points(self) -> None:
+        """A resumed stage: feed the points already written back to the monitor."""
+        for part in sorted((self.folder.path / "dynamics").glob("point-*.parquet")):
+            table = pd.read_parquet(part)
+            point = int(table["point"].iloc[0])
+            if point >= self.first_point and table["stage"].astype(str).iloc[0] == str(self.stage):
+                self.stage_converged = self._observe(table, point, int(table["step"].iloc[0]),
+                                                     float(table["epoch"].iloc[0]))
+
+    def _converged_now(self, measured: bool, table: pd.DataFrame | None, point: int, step: int, epoch: float) -> bool:
+        """Whether the stage has converged at this point; every rank gets rank 0's answer."""
+        if not measured:  # "ends" or "none": a cheap pass (no options, no outputs), not stored
+            info = {"point": point, "step": step, "epoch": epoch, "stage": self.stage}
+            table = self.tracker.measure(self.model, info, options=False, outputs=False)
+        answer = [self._observe(table, point, step, epoch) if table is not None else False]
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.broadcast_object_list(answer, src=0)
+        return bool(answer[0])
 
     def _load_stage_end(self, stage: int | str) -> None:
         from safetensors.torch import load_file
@@ -351,10 +452,15 @@ class _Run:
         return {"input_ids": enc.input_ids, "labels": enc.labels, "idx": i}
 
     def _on_point(self, interrupt_after: int | None) -> Any:
-        def on_point(state: Any) -> None:
-            end = state.global_step >= state.max_steps  # the end of this stage: options for "ends" too
-            self.measure(self._point_of(state), self.offset + state.global_step, epoch_of(state),
-                         options=self.job.track_options == "all" or end, final=end and self.last_stage)
+        def on_point(state: Any, control: Any) -> None:
+            point, step, epoch = self._point_of(state), self.offset + state.global_step, epoch_of(state)
+            cap = state.global_step >= state.max_steps  # the cap ends this stage: options for "ends" too
+            measured, table = self.measure(point, step, epoch, options=self.job.track_options == "all" or cap,
+                                           final=cap and self.last_stage)
+            self.stage_converged = self._converged_now(measured, table, point, step, epoch)
+            if self.job.sft.converge and self.stage_converged and not cap:
+                control.should_training_stop = True
+                self._remeasure_as_end(point, step, epoch)
             factor = int((self.job.plan or {}).get("resample") or 0)
             if factor and self.sampler is not None and self.part(self.point).exists():
                 self.resampler.update(pd.read_parquet(self.part(self.point)), self.data,
@@ -362,6 +468,18 @@ class _Run:
             if interrupt_after is not None and self.point >= interrupt_after:
                 raise KeyboardInterrupt(f"interrupted after point {interrupt_after} (test hook)")
         return on_point
+
+    def _remeasure_as_end(self, point: int, step: int, epoch: float) -> None:
+        """The stage converged before its cap: this point is its end, measured as an end is
+        (options in every tracking mode, greedy outputs after the last stage)."""
+        needs = self.job.track != "none" and (self.last_stage or self.job.track_options != "all"
+                                              or self.job.track == "ends")
+        if not needs:
+            return
+        if _rank() == 0 and self.part(point).exists():
+            self.part(point).unlink()
+        _barrier()
+        self.measure(point, step, epoch, options=True, final=self.last_stage)
 
     def finish(self) -> None:
         """Assemble ``dynamics.parquet`` (the final point was measured with its outputs and
@@ -413,10 +531,11 @@ def run_sft(out: str | Path, model: str | None = None, data: str | None = None, 
     """
     spec = resolve_job(out, model, data, world, preset, sft, progress=progress, **job)
     records = _records(spec)  # a bad SFT file fails here, before a run folder exists
+    owned = _begin_distributed()
     folder = _open_run(spec, resume)
-    if folder.exists("dynamics.parquet"):
-        return folder.path
-    run = _Run(spec, folder, progress, records)
-    run.train(interrupt_after_point)
-    run.finish()
+    if not folder.exists("dynamics.parquet"):
+        run = _Run(spec, folder, progress, records)
+        run.train(interrupt_after_point)
+        run.finish()
+    _end_distributed(owned)
     return folder.path

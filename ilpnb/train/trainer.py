@@ -94,10 +94,11 @@ class SFTTrainer(Trainer):
 
 
 class TrackingCallback(TrainerCallback):
-    """Calls ``on_point(trainer_state, epoch)`` at each evaluation point.
+    """Calls ``on_point(trainer_state, control)`` at each evaluation point.
 
     Args:
-        on_point: the measurement (and checkpoint) function.
+        on_point: the measurement (and checkpoint) function; it may set
+            ``control.should_training_stop`` (the stage has converged).
         every: ``"epoch"`` or a number of optimizer steps.
     """
 
@@ -107,15 +108,15 @@ class TrackingCallback(TrainerCallback):
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         if self.every != "epoch" and state.global_step % int(self.every) == 0:
-            self.on_point(state)
+            self.on_point(state, control)
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         if self.every == "epoch":
-            self.on_point(state)
+            self.on_point(state, control)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         if self.every != "epoch" and state.global_step % int(self.every) != 0:
-            self.on_point(state)  # the end of a stage is always a point
+            self.on_point(state, control)  # the end of a stage is always a point
 
 
 def epoch_of(state: Any) -> float:

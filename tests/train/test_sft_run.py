@@ -35,7 +35,7 @@ def test_world_run_writes_every_sample_at_every_point(world_run: CliRun, smoke: 
     assert list(dyn.columns) == COLUMNS
     ids = [r["id"] for r in read_jsonl(smoke.data)]
     points = sorted(dyn["point"].unique())
-    last = _last_point(smoke)  # stages x epochs points after step 0
+    last = sum(_stage_points(world_run.out))  # the points of every stage after step 0
     assert points == list(range(last + 1))
     assert len(dyn) == len(ids) * len(points)
     assert not dyn.duplicated(["id", "point"]).any()
@@ -65,23 +65,25 @@ def test_world_run_writes_every_sample_at_every_point(world_run: CliRun, smoke: 
     assert dyn.loc[dyn.point == last, "loss"].mean() < dyn.loc[dyn.point == 0, "loss"].mean()
 
 
-def _last_point(smoke: Smoke) -> int:
-    stages = {int(r.get("stage", 0)) for r in read_jsonl(smoke.data)}
-    return len(stages) * get_preset("smoke").sft.epochs
+def _stage_points(run) -> list[int]:
+    """Evaluation points each stage made (it may stop at its cap or converge before it)."""
+    return [s["points"] for s in json.loads((run / "convergence.json").read_text())["stages"]]
 
 
 def test_sequential_stages_in_the_stage_column(world_run: CliRun, smoke: Smoke) -> None:
     dyn = load_dynamics(world_run.out)
-    epochs = get_preset("smoke").sft.epochs
+    per_stage = _stage_points(world_run.out)
     stage_of_point = dyn.groupby("point")["stage"].first().to_dict()
     stages = sorted({int(r.get("stage", 0)) for r in read_jsonl(smoke.data)})
-    assert stage_of_point == {0: stages[0], **{1 + k * epochs + e: s for k, s in enumerate(stages)
-                                               for e in range(epochs)}}
+    starts = np.cumsum([1] + per_stage[:-1])
+    assert stage_of_point == {0: stages[0], **{int(starts[k]) + e: s for k, s in enumerate(stages)
+                                               for e in range(per_stage[k])}}
     cfg = json.loads((world_run.out / "config.json").read_text())
     assert cfg["stages"] == "sequential"
     meta = json.loads((world_run.out / "checkpoints" / "stage-0-end" / "ilpnb_checkpoint.json").read_text())
-    assert meta["stage"] == 0 and meta["step"] == dyn.loc[dyn.point == epochs, "step"].iloc[0]
-    assert meta["settings"]["sft"]["epochs"] == epochs
+    assert meta["stage"] == 0 and meta["step"] == dyn.loc[dyn.point == per_stage[0], "step"].iloc[0]
+    assert meta["settings"]["sft"]["epochs"] == get_preset("smoke").sft.epochs  # the cap, recorded
+    assert max(per_stage) <= get_preset("smoke").sft.epochs
 
 
 def _tracker_and_model(smoke: Smoke, model_dir: str) -> tuple[Tracker, torch.nn.Module, object]:
