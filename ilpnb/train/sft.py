@@ -461,6 +461,7 @@ class _Run:
             if self.job.sft.converge and self.stage_converged and not cap:
                 control.should_training_stop = True
                 self._remeasure_as_end(point, step, epoch)
+            self._write_schedule(point)
             factor = int((self.job.plan or {}).get("resample") or 0)
             if factor and self.sampler is not None and self.part(self.point).exists():
                 self.resampler.update(pd.read_parquet(self.part(self.point)), self.data,
@@ -468,6 +469,24 @@ class _Run:
             if interrupt_after is not None and self.point >= interrupt_after:
                 raise KeyboardInterrupt(f"interrupted after point {interrupt_after} (test hook)")
         return on_point
+
+    def _write_schedule(self, point: int) -> None:
+        """Store which samples were trained at which step since the previous point
+        (``RUN/schedule/point-XXXX.parquet``; gathered from every rank)."""
+        pairs = self.trainer.pop_trained() if self.trainer is not None else []
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, pairs)
+            pairs = [p for part in gathered for p in part]
+        if _rank() != 0:
+            return
+        table = pd.DataFrame({"id": [str(self.records[i].id) for _, i in pairs],
+                              "step": [self.offset + s for s, _ in pairs], "stage": str(self.stage), "point": point})
+        path = self.folder.path / "schedule" / f"point-{point:04d}.parquet"
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_suffix(".tmp")  # a point redone after a resume trains the same batches again
+        table.sort_values(["step", "id"], kind="stable").to_parquet(tmp, index=False)
+        os.replace(tmp, path)
 
     def _remeasure_as_end(self, point: int, step: int, epoch: float) -> None:
         """The stage converged before its cap: this point is its end, measured as an end is
@@ -500,6 +519,10 @@ class _Run:
                 dict(zip((r.id for r in self.records), self.base_outputs)))
         dyn.loc[at_last, "output"] = final[at_last]
         dyn.to_parquet(self.folder.path / "dynamics.parquet", index=False)
+        parts = sorted((self.folder.path / "schedule").glob("point-*.parquet"))
+        if parts:
+            pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True).to_parquet(
+                self.folder.path / "schedule.parquet", index=False)
         summarize_samples(dyn, self.job.sft.criterion).to_parquet(self.folder.path / "samples.parquet", index=False)
 
 

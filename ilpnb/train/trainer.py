@@ -4,7 +4,8 @@
   loss weights, and a stop with a clear message when the loss is not finite;
 * :class:`TrackingCallback` — measures every sample at each evaluation point (each epoch,
   or every K steps), writes the rows, and saves model checkpoints for later analyses;
-* :func:`collate` — pads a batch (labels with -100).
+* :func:`collate` — pads a batch (labels with -100) and carries the samples' indices, so the
+  trainer records at which optimizer step every sample was trained (the training schedule).
 
 Everything else (DDP through ``torchrun`` / ``accelerate launch``, gradient accumulation,
 mixed precision, resuming from a checkpoint) is the ``Trainer``'s own.
@@ -41,6 +42,8 @@ def collate(features: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tens
     batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
     if "weight" in features[0]:
         batch["weight"] = torch.tensor([float(f["weight"]) for f in features])
+    if "idx" in features[0]:  # which samples the batch holds: the training schedule, never a model input
+        batch["idx"] = torch.tensor([int(f["idx"]) for f in features])
     return batch
 
 
@@ -58,6 +61,13 @@ class SFTTrainer(Trainer):
         self.ordered = ordered
         self.plan_sampler = sampler
         self.last_good_checkpoint: str | None = None
+        #: (optimizer step, sample index) of every example trained since the last :meth:`pop_trained`
+        self.trained: list[tuple[int, int]] = []
+
+    def pop_trained(self) -> list[tuple[int, int]]:
+        """The (step, sample index) pairs trained since the last call (this process's share)."""
+        out, self.trained = self.trained, []
+        return out
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         if self.plan_sampler is not None:
@@ -69,6 +79,10 @@ class SFTTrainer(Trainer):
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
         weight = inputs.pop("weight", None)
+        idx = inputs.pop("idx", None)
+        if idx is not None and model.training:  # the step this micro-batch's gradient goes into
+            step = self.state.global_step + 1
+            self.trained.extend((step, int(i)) for i in idx.tolist())
         if weight is None:
             result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         else:

@@ -59,5 +59,9 @@ def test_torchrun_two_processes_equal_one(smoke: Smoke, tmp_path: Path) -> None:
         np.testing.assert_allclose(two[col], ref[col], rtol=1e-3, atol=1e-4, err_msg=col)
     assert two["exact"].tolist() == ref["exact"].tolist()
     assert two["output"].tolist() == ref["output"].tolist()
+    # the schedule gathered from both ranks is the 1-process one (order within a step aside)
+    key = ["step", "id"]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "two" / "schedule.parquet").sort_values(key).reset_index(drop=True),
+                                  pd.read_parquet(one / "schedule.parquet").sort_values(key).reset_index(drop=True))
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "two" / "samples.parquet"),
                                   pd.read_parquet(one / "samples.parquet"), check_exact=False, atol=1e-4)

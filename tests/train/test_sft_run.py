@@ -167,6 +167,12 @@ def test_sequential_ordered_keeps_the_data_order(smoke: Smoke, tmp_path, monkeyp
     # track_options="ends": the multiple-choice criterion at step 0, at each stage end and at the end only
     has_mc = dyn.groupby("point")["mc_p_gold"].apply(lambda c: c.notna().all()).to_dict()
     assert has_mc == {0: True, 1: False, 2: True, 3: False, 4: True}
+    # the training schedule: every trained example with the optimizer step it went into
+    ids = [r["id"] for r in read_jsonl(data)]
+    sched = pd.read_parquet(out / "schedule.parquet")
+    assert sched["id"].tolist() == [ids[i] for i in flat]
+    assert sched["step"].tolist() == [1] * 4 + [2] * 4 + [s for s in (3, 4, 5, 6) for _ in range(4)]
+    assert sched["point"].tolist() == [1] * 4 + [2] * 4 + [3] * 8 + [4] * 8
 
 
 def test_track_none_is_plain_sft(smoke: Smoke, tmp_path) -> None:
