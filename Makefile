@@ -22,7 +22,7 @@ CONSTRAINTS := $(VENV)/ilpnb-constraints.txt
 help:
 	@echo "make run        execute the notebooks (PRESET=$(PRESET)) into a new runs/ folder"
 	@echo "make test       install, then run the whole test suite"
-	@echo "make test-fast  unit tier only (no notebooks, no browser)"
+	@echo "make test-fast  unit tier only (no notebooks, no browser, no slow tests)"
 	@echo "make lab        JupyterLab on notebooks/"
 	@echo "make bench      run every script in benchmarks/"
 	@echo "make clean      remove caches and build leftovers (keeps .venv and runs/)"
@@ -62,7 +62,7 @@ test: $(STAMP) browser-deps
 	$(VPY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(VPY) -m pytest -q -p no:cacheprovider -m "not notebooks and not browser" $(PYTEST_ARGS)
+	$(VPY) -m pytest -q -p no:cacheprovider -m "not notebooks and not browser and not slow" $(PYTEST_ARGS)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
