@@ -8,6 +8,12 @@ VENV          ?= .venv
 TORCH_VERSION ?= 2.13.0
 PRESET        ?= default
 PYTEST_ARGS   ?=
+# the benchmarks `make figures` runs: the quick ones (about 2 minutes or less each on 2 CPU
+# cores); the others take many minutes to an hour: name them, e.g.
+#   make figures FIGURE_BENCHMARKS="bench_sft_exact bench_tracking_overhead bench_trl_throughput"
+#   make figures FIGURE_BENCHMARKS="bench_diagnosis bench_mitigation bench_real_track"
+# or FIGURE_BENCHMARKS= to only rewrite the README's table from the results already there
+FIGURE_BENCHMARKS ?= bench_shortcuts bench_registry bench_interactions
 
 VPY   := $(VENV)/bin/python
 PIP_QUIET ?= -q
@@ -17,7 +23,7 @@ STAMP := $(VENV)/.ilpnb-installed
 CONSTRAINTS := $(VENV)/ilpnb-constraints.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lab bench browser-deps clean distclean
+.PHONY: help install run test test-fast lab bench figures browser-deps clean distclean
 
 help:
 	@echo "make run        execute the notebooks (PRESET=$(PRESET)) into a new runs/ folder"
@@ -25,6 +31,7 @@ help:
 	@echo "make test-fast  unit tier only (no notebooks, no browser, no slow tests)"
 	@echo "make lab        JupyterLab on notebooks/"
 	@echo "make bench      run every script in benchmarks/"
+	@echo "make figures    run FIGURE_BENCHMARKS with --json, then rewrite README.md's measured-figures table"
 	@echo "make clean      remove caches and build leftovers (keeps .venv and runs/)"
 
 $(VPY):
@@ -72,6 +79,15 @@ bench: $(STAMP)
 	  [ -e "$$script" ] || { echo "no benchmarks yet"; break; }; \
 	  echo "== $$script"; $(VPY) "$$script"; \
 	done
+
+# each benchmark writes benchmarks/results/<name>.json; tools/figures.py reads them all
+figures: $(STAMP)
+	@set -e; for name in $(FIGURE_BENCHMARKS); do \
+	  script="benchmarks/$$(basename "$$name" .py).py"; \
+	  [ -f "$$script" ] || { echo "no such benchmark: $$script" >&2; exit 2; }; \
+	  echo "== $$script --json"; $(VPY) "$$script" --json; \
+	done
+	$(VPY) tools/figures.py
 
 clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

@@ -11,12 +11,16 @@ then per-cause F1 and macro-F1 as mean, sd and min over the runs (all, project f
 held-out family), the shortcut baselines per world, the share of unlearned samples that were
 planted clean, and the wall time of each step. Every row goes to ``OUT/bench_diagnosis.json``.
 
+``--json`` also writes the headline figures (macro-F1 mean, sd and min over the runs, per
+family; the shortcut and corpus baselines) to ``benchmarks/results/bench_diagnosis.json``
+(or PATH) for the README's table (``make figures``).
+
 ``--out`` is resumable: finished worlds, runs and diagnoses in it are reused (``--rediagnose``
 diagnoses the runs again, e.g. after the detectors changed). Goal: mean macro-F1 >= 0.85,
 min >= 0.75; every sft-only shortcut baseline <= 0.45.
 
     python benchmarks/bench_diagnosis.py [--preset default] [--seeds 2] [--worlds K]
-                                         [--threads N] [--out DIR] [--rediagnose]
+                                         [--threads N] [--out DIR] [--rediagnose] [--json [PATH]]
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ilpnb.figures import add_json_option, figure, write_results
 
 CAUSES = ("missing_knowledge", "pretrain_conflict", "data_conflict", "left_forgetting", "rare_pattern")
 GOAL_MEAN, GOAL_MIN, GOAL_SHORTCUT = 0.85, 0.75, 0.45
@@ -205,6 +211,43 @@ def final_lines(rows: list[dict[str, Any]]) -> list[str]:
             f"(goal <= {GOAL_SHORTCUT})"]
 
 
+def headline_figures(rows: list[dict[str, Any]], n_worlds: int, n_fam: dict[str, int]) -> list[dict[str, Any]]:
+    """The figures of the README's table: macro-F1 mean ± sd (min, n runs) over all runs and per
+    family, the best sft-only shortcut baseline and the corpus baseline (mean, max)."""
+    out = []
+    def worlds(k: int, kind: str = "") -> str:
+        return f"{k} {kind}world{'s' * (k != 1)}"
+
+    for key, fam, label in (("macro_f1", None, f"{worlds(n_worlds)} ({n_fam[PROJECT]} project, "
+                                                 f"{n_fam[HELDOUT]} held-out family)"),
+                            ("macro_f1_project", PROJECT, worlds(n_fam[PROJECT], "project-family ")),
+                            ("macro_f1_heldout", HELDOUT, worlds(n_fam[HELDOUT], "held-out-family "))):
+        sub = [r for r in rows if fam is None or r["family"] == fam]
+        if not sub or (fam is not None and len(sub) == len(rows)):
+            continue  # a family that is all the runs repeats the first row
+        m = summarize(r["macro_f1"] for r in sub)
+        goal = f" (goal mean >= {GOAL_MEAN}, min >= {GOAL_MIN})" if fam is None else ""
+        out.append(figure(key, f"diagnosis vs the planted truth, {label}", m["mean"], digits=3, sd=m["sd"],
+                          n=m["n"], min=m["min"], note=f"macro-F1 over world × SFT seed runs{goal}"))
+    b = summarize(r["best_sft_only"] for r in rows)
+    out.append(figure("best_sft_only_shortcut", "best shortcut baseline reading only sft.jsonl, on each run's "
+                      "unlearned samples", b["mean"], digits=2, sd=b["sd"], n=b["n"], max=b["max"],
+                      note=f"macro-F1 (goal <= {GOAL_SHORTCUT})"))
+    k = summarize(r["corpus"] for r in rows)
+    out.append(figure("corpus_baseline", "corpus baseline (reads pretrain.txt too), on each run's unlearned "
+                      "samples", k["mean"], digits=2, sd=k["sd"], n=k["n"], max=k["max"], note="macro-F1"))
+    return out
+
+
+def world_seeds(worlds: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """The world seeds per family (project: ``change["seed"]``; held-out: ``seed``)."""
+    out: dict[str, list[int]] = {}
+    for w in worlds:
+        seed = w["change"].get("seed", 0) if w["family"] == PROJECT else w["seed"]
+        out.setdefault(f"{w['family']} worlds", []).append(int(seed))
+    return out
+
+
 def run_line(i: int, total: int, row: dict[str, Any]) -> str:
     """The progress line printed after each run."""
     times = ", ".join(f"{k[:-2]} {row[k]:.0f} s" for k in ("pretrain_s", "sft_s", "diagnose_s", "baselines_s")
@@ -348,6 +391,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=None, help="folder for worlds, runs and results (default: a temp folder); "
                                                     "reused when given again")
     parser.add_argument("--rediagnose", action="store_true", help="diagnose reused runs again")
+    add_json_option(parser)
     args = parser.parse_args(argv)
     if args.threads:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -390,6 +434,8 @@ def main(argv: list[str] | None = None) -> None:
                                                           indent=1) + "\n")
     print(report(rows))
     n_fam = {fam: sum(w["family"] == fam for w in worlds) for fam in (PROJECT, HELDOUT)}
+    write_results(args, __file__, headline_figures(rows, len(worlds), n_fam), preset=args.preset,
+                  seeds={"sft": seeds, **world_seeds(worlds)})
     print(f"\nthreads {torch.get_num_threads()}, cpus {os.cpu_count()}, SFT seeds {seeds}, preset {args.preset}, "
           f"{len(worlds)} worlds ({n_fam[PROJECT]} project, {n_fam[HELDOUT]} held-out); rows in "
           f"{root / 'bench_diagnosis.json'}")

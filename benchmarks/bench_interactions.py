@@ -10,7 +10,9 @@ Prints ratios, asserts nothing about time. Three measurements:
 (c) peak memory (RSS growth, one fresh subprocess per case) of ``v`` over all subsets for
     n = 8, 10, 12 at a fixed batch size, and all 2^n at once for contrast.
 
-Run: ``.venv/bin/python benchmarks/bench_interactions.py [--threads 1] [--repeats 3]``.
+Run: ``.venv/bin/python benchmarks/bench_interactions.py [--threads 1] [--repeats 3] [--json [PATH]]``.
+``--json`` also writes the headline figures to ``benchmarks/results/bench_interactions.json``
+(or PATH) for the README's table (``make figures``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import time
 
 import numpy as np
 import torch
+
+from ilpnb.figures import add_json_option, figure, write_results
 
 __all__ = ["bench_end_to_end", "bench_memory", "bench_shapiq", "build", "main"]
 
@@ -181,7 +185,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5, help="repeats; the best time is kept")
     ap.add_argument("--batch", type=int, default=64, help="masked sequences per forward pass")
     ap.add_argument("--skip", nargs="*", default=[], choices=["a", "b", "c"])
+    add_json_option(ap)
     args = ap.parse_args()
+    figures = []
     torch.set_num_threads(args.threads)
     model, tok = build()
     print(f"model: Llama hidden 128, 4 layers, vocab {len(tok)}; threads {args.threads}; batch {args.batch}")
@@ -192,6 +198,9 @@ def main() -> None:
               f"paired ratios {r['ratio_median']:.3f}; transforms {1e3 * r['transforms_s']:.2f} ms); "
               f"AND-OR fit (default config) {r['and_or_fit_s']:.2f}s, loss {r['and_or_loss'][0]:.2f} -> "
               f"{r['and_or_loss'][1]:.2f}")
+        figures.append(figure("end_to_end_over_bare", f"exact interactions, n = {r['n']}: end to end / the bare "
+                              f"2^n masked forward passes (batch {args.batch})", r["ratio"], "x",
+                              note=f"best of {args.repeats}; median of paired ratios {r['ratio_median']:.2f}"))
     if "b" not in args.skip:
         for n in (8, 10):
             r = bench_shapiq(model, tok, n, args.batch, args.repeats)
@@ -199,11 +208,19 @@ def main() -> None:
                   f"-> shapiq/ours {r['ratio']:.2f}x; max |diff| {r['max_abs_diff']:.2e}; Moebius transform alone "
                   f"{1e3 * r['transform_shapiq_s']:.1f} ms vs {1e3 * r['transform_ours_s']:.2f} ms "
                   f"({r['transform_shapiq_s'] / r['transform_ours_s']:.0f}x)")
+            figures.append(figure(f"shapiq_over_ours_n{n}", f"exact interactions, n = {n}: shapiq's "
+                                  "`ExactComputer` time / ilpnb's, same model", r["ratio"], "x",
+                                  note=f"max |Möbius difference| {r['max_abs_diff']:.1e}"))
     if "c" not in args.skip:
         for r in bench_memory(args.threads, args.batch):
             print(f"(c) n={r['n']:2d} batch={r['batch']:5d}: peak RSS growth {r['peak_growth_mib']:8.1f} MiB "
                   f"({r['seconds']:.2f}s)")
+            if r["n"] == 12:
+                figures.append(figure(f"peak_rss_n12_batch{r['batch']}", f"exact interactions, n = 12: peak RSS "
+                                      f"growth of v over all subsets, batch {r['batch']}", r["peak_growth_mib"],
+                                      "MiB", digits=0, note=f"{r['seconds']:.2f} s"))
     sys.stdout.flush()
+    write_results(args, __file__, figures, seeds={"model init": [0]})
 
 
 if __name__ == "__main__":

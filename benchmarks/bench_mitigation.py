@@ -6,7 +6,10 @@ default intervention and its matched control over the seeds. Prints each experim
 the treated vs control recovery on its own cause with the 95% interval of the difference, and
 the total against the target (<= 10 minutes at `default` on 2 CPU cores).
 
-    python benchmarks/bench_mitigation.py [--preset default] [--run DIR] [--seeds 3]
+    python benchmarks/bench_mitigation.py [--preset default] [--run DIR] [--seeds 3] [--json [PATH]]
+
+``--json`` also writes the headline figures to ``benchmarks/results/bench_mitigation.json`` (or
+PATH) for the README's table (``make figures``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ilpnb.figures import add_json_option, figure, write_results
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -25,6 +30,7 @@ def main() -> None:
     parser.add_argument("--run", default=None, help="run folder to prepare or reuse")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0)
+    add_json_option(parser)
     args = parser.parse_args()
     import pandas as pd
     import torch
@@ -53,6 +59,16 @@ def main() -> None:
     print(pd.DataFrame(rows).round(3).to_string(index=False))
     print(f"\nnotebook 08 experiments: {wall:.0f} s ({wall / 60:.1f} min; target <= 10 min at default) "
           f"with {args.seeds} seeds, threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
+    figures = [figure(f"difference_{r['cause']}", f"mitigation of {r['cause'].replace('_', ' ')}: {r['method']} "
+                      f"(recovery treated − control, {r['unlearned']} unlearned)", r["difference"], digits=3,
+                      ci=(r["ci_lo"], r["ci_hi"]), signed=True, n=args.seeds,
+                      note=f"treated {r['treated']:.3f}, control {r['control']:.3f}; "
+                           + ("beats its control" if r["beats_control"] else "does not clearly beat its control"))
+               for r in rows]
+    figures.append(figure("wall_s", f"notebook 08's experiments ({len(rows)} causes, treated + control, "
+                          f"{args.seeds} seeds)", wall, "s", digits=0, note="target <= 10 min at default"))
+    write_results(args, __file__, figures, preset=args.preset, seeds={"mitigation": list(range(args.seeds))},
+                  extra={"rows": rows})
 
 
 if __name__ == "__main__":

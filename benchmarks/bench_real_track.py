@@ -13,7 +13,10 @@ Three measurements, printed with the settings they were made with:
    half the base model's own greedy answer as target (so both verdicts occur); the two
    verdicts must agree on every sample, and their time ratio is printed.
 
-    .venv/bin/python benchmarks/bench_real_track.py [--threads 1] [--samples 16] [--batch 4]
+    .venv/bin/python benchmarks/bench_real_track.py [--threads 1] [--samples 16] [--batch 4] [--json [PATH]]
+
+``--json`` also writes the headline figures to ``benchmarks/results/bench_real_track.json`` (or
+PATH) for the README's table (``make figures``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from ilpnb.figures import add_json_option, figure, write_results
 
 __all__ = ["main"]
 
@@ -146,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-length", type=int, default=192, help="longest sequence in tokens")
     parser.add_argument("--steps", type=int, default=4, help="timed optimisation steps per mode")
     parser.add_argument("--repeats", type=int, default=3, help="cached reloads timed")
+    add_json_option(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -183,6 +189,20 @@ def main(argv: list[str] | None = None) -> None:
     import shutil
 
     shutil.rmtree(cache, ignore_errors=True)
+    m = "SmolLM2-135M"
+    sft = f"batch {args.batch}, {args.max_length} tokens, {args.samples} FAQ samples"
+    steps = f"{args.steps} step{'s' * (args.steps != 1)}"
+    write_results(args, __file__, [
+        figure("first_load_s", f"{m} first load (GGUF → safetensors)", first, "s", digits=1),
+        figure("cached_reload_s", f"{m} cached reload", cached, "s", note=f"median of {args.repeats}"),
+        *(figure(f"sft_{'lora' if lora else 'full'}_tokens_per_s", f"{m} SFT on CPU, "
+                 f"{'LoRA r=8' if lora else 'full fine-tuning'} ({sft})", speeds[lora]["tokens_per_s"], "tokens/s",
+                 digits=0, note=f"{speeds[lora]['tokens_per_cpu_s']:.0f} per CPU-second; {steps}")
+          for lora in (True, False)),
+        figure("generate_over_teacher_forced", f"{m} teacher-forced exact vs `generate` on FAQ answers "
+               f"(median {v['answer_tokens']:.0f} tokens, batch {args.batch})", v["gen_s"] / v["tf_s"], "x", digits=1,
+               note=f"`generate` slower; same verdict on {v['agree']}/{v['n']}"),
+    ], seeds={"torch": [0], "FAQ subset": [0]})
     if v["agree"] != v["n"]:
         raise SystemExit("teacher-forced and generated verdicts disagree")
 

@@ -23,7 +23,11 @@ the model and ``generate``'s per-step work), so the ratio grows with the answer 
 shrinks as larger batches amortise the per-step cost. On a GPU the steps are latency-bound
 and the ratio is larger still.
 
-    .venv/bin/python benchmarks/bench_sft_exact.py [--preset default] [--threads 1] [--batch-size 32]
+    .venv/bin/python benchmarks/bench_sft_exact.py [--preset default] [--threads 1] [--batch-sizes 1,8,32]
+                                                   [--json [PATH]]
+
+``--json`` also writes the headline figures to ``benchmarks/results/bench_sft_exact.json`` (or
+PATH) for the README's table (``make figures``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from ilpnb.figures import add_json_option, figure, write_results
 
 __all__ = ["main"]
 
@@ -185,6 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--long-min-tokens", type=int, default=50, help="shortest long answer, in tokens")
     parser.add_argument("--sft-epochs", type=int, default=3, help="epochs of the brief SFT on the world set")
     parser.add_argument("--long-epochs", type=int, default=30, help="epochs of SFT on the long answers")
+    add_json_option(parser)
     args = parser.parse_args(argv)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
 
@@ -229,6 +236,26 @@ def main(argv: list[str] | None = None) -> None:
               f"agree {r['samples'] - r['disagreements']}/{r['samples']}")
     (tmp / "bench_sft_exact.json").write_text(json.dumps(rows, indent=1))
     print(f"(figures also in {tmp / 'bench_sft_exact.json'})")
+    write_results(args, __file__, headline_figures(rows), preset=args.preset,
+                  seeds={"world": [p.world.seed], "pretrain": [p.pretrain.seed], "sft": [p.sft.seed],
+                         "long answers": [0]}, extra={"rows": rows})
+
+
+def headline_figures(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per set: the generate / teacher-forced time ratio at the smallest batch (the others in the
+    note); then the verdicts that agree over every set and batch size."""
+    figures = []
+    for k, label in enumerate(dict.fromkeys(r["set"] for r in rows)):
+        sub = sorted((r for r in rows if r["set"] == label), key=lambda r: r["batch_size"])
+        tokens = f"{sub[0]['response_tokens_mean']:.0f}-token answers on average"
+        figures.append(figure(f"speedup_set{k}", f"`generate` time / teacher-forced exact time: {label} ({tokens}), "
+                              f"batch {sub[0]['batch_size']}", sub[0]["speedup"], "x", digits=1,
+                              note=", ".join(f"{r['speedup']:.1f}× at batch {r['batch_size']}" for r in sub[1:])))
+    agree = sum(r["samples"] - r["disagreements"] for r in rows)
+    figures.append(figure("verdicts_agree", "teacher-forced exact vs `generate`: samples with the same verdict",
+                          agree, "samples",
+                          digits=0, note=f"of {sum(r['samples'] for r in rows)} (every set × batch size)"))
+    return figures
 
 
 if __name__ == "__main__":

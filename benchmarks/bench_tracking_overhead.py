@@ -8,6 +8,10 @@ the difference is the measurement alone. Prints both wall times, the extra time 
 (target <= 15% at the ``default`` preset), and where the tracking time goes.
 
     .venv/bin/python benchmarks/bench_tracking_overhead.py [--preset default] [--repeats 2] [--threads 1]
+                                                           [--json [PATH]]
+
+``--json`` also writes the headline figures to ``benchmarks/results/bench_tracking_overhead.json``
+(or PATH) for the README's table (``make figures``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from ilpnb.figures import add_json_option, figure, write_results
 
 __all__ = ["main"]
 
@@ -86,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--track-options", default="all,ends",
                         help="multiple-choice scoring at 'all' points and/or only at the 'ends' (step 0, stage ends); "
                              "comma-separated, each timed (default all,ends)")
+    add_json_option(parser)
     args = parser.parse_args(argv)
 
     import torch
@@ -124,6 +131,20 @@ def main(argv: list[str] | None = None) -> None:
                 spent[kind] = where
             print(f"  run {k + 1} track={track:<6} track_options={options:<4} {wall:7.1f} s")
     plain = min(times[("none", "all")])
+    every = sft.get("eval_every", cfg.eval_every)
+    every = "epoch" if every == "epoch" else f"{every} steps"
+    figures = [figure("plain_sft_s", f"plain SFT at `{args.preset}` ({n} samples, no tracking)", plain, "s",
+                      digits=1, note=f"best of {args.repeats}")]
+    for kind in kinds[1:]:
+        tracked = min(times[kind])
+        where = "at every point" if kind[1] == "all" else "at step 0 and stage ends"
+        figures.append(figure(f"overhead_options_{kind[1]}_pct", f"tracking overhead, evaluation every {every}, "
+                              f"multiple-choice options {where}", 100 * (tracked - plain) / plain, "%",
+                              digits=0, signed=True,
+                              note=f"{tracked:.1f} s vs {plain:.1f} s plain SFT; best of {args.repeats}; "
+                                   "target <= 15%"))
+    write_results(args, __file__, figures, preset=args.preset,
+                  seeds={"world": [p.world.seed], "pretrain": [p.pretrain.seed], "sft": [cfg.seed]})
     print(f"\nSFT without tracking                    {plain:7.1f} s")
     for kind in kinds[1:]:
         tracked = min(times[kind])

@@ -13,6 +13,10 @@ the trainer, preparing the data, training). tokens/second = tokens of the traini
 (prompt + response, no padding) over all epochs / seconds. The best of ``--repeats`` runs.
 
     .venv/bin/python benchmarks/bench_trl_throughput.py [--preset default] [--repeats 2] [--threads 1]
+                                                        [--json [PATH]]
+
+``--json`` also writes the headline figures to ``benchmarks/results/bench_trl_throughput.json``
+(or PATH) for the README's table (``make figures``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from ilpnb.figures import add_json_option, figure, write_results
 
 __all__ = ["main"]
 
@@ -102,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", default="default", help="world, base model and SFT preset (default: default)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each trainer, interleaved (the best is kept)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
+    add_json_option(parser)
     args = parser.parse_args(argv)
 
     import torch
@@ -154,6 +161,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"ratio ilpnb / TRL: training loop {theirs[0] / ours[0]:.2f}x, end to end {theirs[1] / ours[1]:.2f}x "
           f"(aim >= 1.0); with per-sample tracking at every epoch, end to end "
           f"{theirs[1] / best['ilpnb+tracking'][1]:.2f}x")
+    setting = f"`{args.preset}`, {len(records)} samples, batch {sft['batch_size']}, trl {trl.__version__}"
+    note = f"best of {args.repeats}; {len(records) - differ}/{len(records)} samples tokenised identically"
+    write_results(args, __file__, [
+        figure("ratio_training_loop", f"SFT throughput, ilpnb / TRL's `SFTTrainer`, training loop ({setting})",
+               theirs[0] / ours[0], "x", note=f"{tokens / ours[0]:,.0f} vs {tokens / theirs[0]:,.0f} tokens/s; {note}"),
+        figure("ratio_end_to_end", f"SFT throughput, ilpnb / TRL's `SFTTrainer`, end to end ({setting})",
+               theirs[1] / ours[1], "x", note=f"{tokens / ours[1]:,.0f} vs {tokens / theirs[1]:,.0f} tokens/s; {note}"),
+        figure("ratio_end_to_end_tracking", f"SFT throughput, ilpnb with per-sample tracking every epoch / TRL, "
+               f"end to end ({setting})", theirs[1] / best["ilpnb+tracking"][1], "x", note=note),
+    ], preset=args.preset, seeds={"world": [p.world.seed], "pretrain": [p.pretrain.seed], "sft": [sft["seed"]]})
 
 
 if __name__ == "__main__":
