@@ -135,7 +135,8 @@ def _counts(none: int, each: int) -> dict[str, int]:
 PRESETS: dict[str, Preset] = {
     "smoke": Preset(
         name="smoke",
-        world=WorldConfig(counts=_counts(24, 6), extra_people=4, n_cities=8, n_countries=4),
+        world=WorldConfig(counts=_counts(24, 6), extra_people=4, n_cities=8, n_countries=4,
+                          paraphrases=2, qa_repeats=1, qa_variants=1, city_repeats=2),
         model=ModelConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128),
         pretrain=PretrainConfig(epochs=12, batch_size=8, lr=3e-3),
         sft=SFTConfig(epochs=8, batch_size=8),  # epochs: the cap of the convergence rule
@@ -144,15 +145,15 @@ PRESETS: dict[str, Preset] = {
         name="default",
         world=WorldConfig(),
         model=ModelConfig(),
-        pretrain=PretrainConfig(),
+        pretrain=PretrainConfig(epochs=16),  # the corpus repeats each fact in many contexts
         sft=SFTConfig(epochs=30),
     ),
     "full": Preset(
         name="full",
-        world=WorldConfig(counts=_counts(1200, 200), n_cities=30, n_countries=6, extra_people=200),
+        world=WorldConfig(counts=_counts(1200, 200), n_cities=60, n_countries=6, extra_people=200),
         model=ModelConfig(vocab_size=4096, hidden_size=512, num_layers=8, num_heads=8,
                           intermediate_size=1408, max_length=96),
-        pretrain=PretrainConfig(epochs=60, batch_size=32, lr=1e-3),
+        pretrain=PretrainConfig(epochs=24, batch_size=32, lr=1e-3),
         sft=SFTConfig(epochs=30, batch_size=32, lr=3e-4),
     ),
 }

@@ -1,23 +1,44 @@
 """The controlled world: a seeded generator of facts, a pretraining corpus and an SFT set
-in which every cause of incomplete learning is planted on purpose.
+in which every cause of incomplete learning is planted on purpose, without shortcuts.
 
 People have a home city (in a country), a job and a favourite colour. The pretraining corpus
-states a chosen subset of these facts, several paraphrases each, as sentences and as
-question-answer lines. The SFT set asks questions whose answers are planted to fail in a
-known way:
+states a chosen subset of these facts, each in several paraphrased statements and
+question-answer lines (the knowledge probe's wording and others), every copy in its own
+place in the corpus. The SFT set asks about them through question *structures* (see
+:mod:`ilpnb.data.world_text`): one-fact questions answered bare or in a sentence, frequent
+multi-part questions with long answers, unusual wordings, and rare compositions. How each
+cause is planted:
 
-* ``none`` — the fact is stated in the corpus and the answer agrees with it;
-* ``missing_knowledge`` — the fact (or, for a two-hop question, the bridge fact) is never
-  stated, so the base model cannot know it;
-* ``pretrain_conflict`` — the answer contradicts a fact the corpus states many times;
-* ``data_conflict`` — near-duplicate prompts about an unstated fact, with different answers;
-* ``left_forgetting`` — first-stage samples whose question template the second stage answers
-  in another style (``stage`` 0 vs 1);
-* ``rare_pattern`` — a rare question template with a long composite answer.
+* ``none`` — every fact the answer uses is stated in the corpus and the answer agrees;
+* ``missing_knowledge`` — a fact the answer needs is never stated (for a two-hop question,
+  the home city behind the home country; for a multi-part answer, one of its parts);
+* ``pretrain_conflict`` — the answer contradicts (in one part) a fact the corpus states
+  ``conflict_strength`` times as often as an ordinary fact;
+* ``data_conflict`` — paraphrases of one question about an unstated fact (another
+  structure, word order or synonyms) with different answers;
+* ``left_forgetting`` — first-stage samples asked with a *forgetting structure* (one per
+  relation, drawn per world) and answered in the other style than usual (bare instead of a
+  sentence, or the reverse); in the second stage clean samples (the interferers) are asked
+  with the same structures and answered in the usual style;
+* ``rare_pattern`` — a structure only ``rare_group_size`` samples use: a pair of facts no
+  frequent structure asks, in a list or a sentence as frequent answers are written, a
+  profile, or a fact asked in a roundabout way or written differently.
+
+Every surface feature is spread over the causes. Samples of every cause sit in the first
+stage (about ``stage0_share`` of each; left forgetting only there, necessarily). Every cause
+but data conflict and rare patterns also comes in consistent paraphrase groups (same fact,
+same answer). Clean, missing and conflicting samples also have long multi-part answers, rare
+patterns also short ones; unusual wordings are used by every cause; people are asked about
+in several samples of different causes (``reuse_share``); the forgetting structures are
+used by no other sample. The multiple-choice options of every sample are drawn by one rule,
+blind to the cause: each distractor replaces one value of the answer by a random other value
+of its kind that no SFT sample gives for that fact. The planted cause of a sample is written
+only to ``truth.jsonl``.
 
 :func:`generate_world` writes the world folder of DESIGN.md: ``sft.jsonl`` (no truth
-inside), ``truth.jsonl``, ``pretrain.txt``, ``probes.jsonl`` and ``world.json``. The same
-config gives a byte-identical folder.
+inside), ``truth.jsonl``, ``pretrain.txt``, ``probes.jsonl`` and ``world.json`` (the
+config, the facts, the values of each kind and what each sample asks — never its cause).
+The same config gives a byte-identical folder.
 """
 
 from __future__ import annotations
@@ -34,22 +55,32 @@ from typing import Any
 from ilpnb.data.world_config import WorldConfig, WorldConfigError
 from ilpnb.data.world_text import (
     COLOURS,
-    FORGETTING_TEMPLATE,
+    COMPOSITE_ASKS,
     JOBS,
-    PROFILE_TEMPLATES,
+    PERSON_RELATIONS,
+    RARE_WORDINGS,
     RELATIONS,
-    interferer_answer,
+    SINGLE_ASKS,
+    Ask,
+    expand,
+    flipped,
     invent_names,
-    near_duplicate,
-    profile_answer,
     qa_line,
+    rare_asks,
 )
 
 __all__ = ["World", "build_world", "generate_world", "WORLD_FILES"]
 
 WORLD_FILES = ("sft.jsonl", "truth.jsonl", "pretrain.txt", "probes.jsonl", "world.json")
-_PERSON_RELATIONS = ("lives_in", "works_as", "likes")
 _N_OPTIONS = 3
+#: Share of one-fact samples (of every cause but left forgetting) asked in an unusual wording.
+_RARE_WORDING_SHARE = 0.1
+_ALL_RELATIONS = ("lives_in", "works_as", "likes", "country")
+
+
+def _key(relation: str) -> str:
+    """The stated fact behind a relation: a person's country is stated with the home city."""
+    return "lives_in" if relation == "country" else relation
 
 
 @dataclass
@@ -66,7 +97,10 @@ class World:
             ``options``).
         facts: every fact with ``stated`` and ``strength`` (kept in ``world.json`` only).
         cities: city -> country.
-        samples: per record, what the generator did (subject, relation, template).
+        values: relation -> every value its objects take (the choices of a guess).
+        samples: per record, what it asks (``subject``, ``relation`` — ``profile`` when the
+            answer uses several facts —, ``relations``, ``structure``, ``stage`` and
+            ``answer_objects``, the values its answer writes); never its cause.
     """
 
     config: WorldConfig
@@ -76,7 +110,28 @@ class World:
     probes: list[dict[str, Any]] = field(default_factory=list)
     facts: list[dict[str, Any]] = field(default_factory=list)
     cities: dict[str, str] = field(default_factory=dict)
+    values: dict[str, list[str]] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Unit:
+    """One question about one person, asked by ``size`` samples (paraphrases of each other).
+
+    ``strength`` maps the stated facts behind the question (``lives_in``, ``works_as``,
+    ``likes``) to how often the corpus states them (0: never). ``wrong`` is the slot whose
+    answer contradicts the corpus (``pretrain_conflict``); ``conflict`` marks a group whose
+    members answer differently (``data_conflict``).
+    """
+
+    cause: str
+    ask: Ask
+    stage: int
+    size: int = 1
+    strength: dict[str, int] = field(default_factory=dict)
+    wrong: int | None = None
+    conflict: bool = False
+    person: str = ""
 
 
 class _Builder:
@@ -87,13 +142,22 @@ class _Builder:
         self.rng = random.Random(cfg.seed)
         self.taken: set[str] = set()
         self.values: dict[str, tuple[str, ...]] = {"job": JOBS, "colour": COLOURS}
-        # (person, relation) -> strength of statement in the corpus (0 = never stated)
         self.strength: dict[tuple[str, str], int] = {}
         self.person_facts: dict[str, dict[str, str]] = {}
-        self.pending: list[dict[str, Any]] = []
+        self.two_stages = cfg.counts["left_forgetting"] > 0
+        # the forgetting structures, drawn per world: one per relation, two of them answered
+        # bare as a rule and two in a sentence. In the first stage only ``left_forgetting``
+        # samples use them, answered in the other style; in the second stage only their
+        # interferers (clean samples), answered in the usual style.
+        self.forgetting: list[Ask] = []
+        if self.two_stages:
+            styles = ["bare", "sentence"] * 2
+            self.rng.shuffle(styles)
+            for rel, style in zip(_ALL_RELATIONS, styles):
+                self.forgetting.append(self.rng.choice([a for a in SINGLE_ASKS[rel] if a.style == style]))
 
-    # -- entities -----------------------------------------------------------------
-    def make_places(self) -> dict[str, str]:
+    # -- entities -----------------------------------------------------------------------
+    def make_places(self) -> None:
         cfg, rng = self.cfg, self.rng
         countries = invent_names(rng, cfg.n_countries, (2, 3), self.taken)
         cities = invent_names(rng, cfg.n_cities, (2, 3), self.taken)
@@ -102,16 +166,18 @@ class _Builder:
         self.values["city"] = tuple(cities)
         self.values["country"] = tuple(countries)
         self.city_country = dict(zip(cities, homes))
-        return self.city_country
 
     def make_people(self, n: int) -> list[str]:
+        """``n`` people; each relation's values are dealt evenly, so no value is more common."""
         people = invent_names(self.rng, n, (2, 3), self.taken)
-        for person in people:
-            self.person_facts[person] = {
-                "lives_in": self.rng.choice(self.values["city"]),
-                "works_as": self.rng.choice(self.values["job"]),
-                "likes": self.rng.choice(self.values["colour"]),
-            }
+        dealt = {}
+        for rel in PERSON_RELATIONS:
+            kind = self.values[RELATIONS[rel].kind]
+            deck = [kind[i % len(kind)] for i in range(n)]
+            self.rng.shuffle(deck)
+            dealt[rel] = deck
+        for i, person in enumerate(people):
+            self.person_facts[person] = {rel: dealt[rel][i] for rel in PERSON_RELATIONS}
         return people
 
     def obj(self, person: str, relation: str) -> str:
@@ -119,190 +185,266 @@ class _Builder:
             return self.city_country[self.person_facts[person]["lives_in"]]
         return self.person_facts[person][relation]
 
-    def require(self, person: str, relation: str, strength: int) -> None:
-        """Fix whether a fact is stated (strength > 0) or absent (0)."""
-        key = (person, "lives_in" if relation == "country" else relation)
-        self.strength[key] = strength
+    def other(self, kind: str, exclude: set[str]) -> str:
+        return self.rng.choice([v for v in self.values[kind] if v not in exclude])
 
-    def distractors(self, kind: str, exclude: set[str], first: list[str] | None = None) -> list[str]:
-        out = [v for v in (first or []) if v not in exclude]
-        pool = [v for v in self.values[kind] if v not in exclude and v not in out]
-        self.rng.shuffle(pool)
-        return (out + pool)[:_N_OPTIONS]
+    # -- structures --------------------------------------------------------------------------
+    def pool(self, relation: str) -> list[Ask]:
+        """The one-fact structures of a relation that a sample of any cause but left
+        forgetting may use: all of them but the forgetting structures."""
+        return [a for a in SINGLE_ASKS[relation] if a not in self.forgetting]
 
-    def add(self, cause: str, prompt: str, response: str, options: list[str], stage: int, **info: Any) -> None:
-        self.pending.append(
-            {"cause": cause, "prompt": prompt, "response": response, "options": options, "stage": stage, **info}
-        )
+    def single_ask(self, relation: str, size: int) -> Ask:
+        """A one-fact structure for a sample of any cause but left forgetting."""
+        if size == 1 and self.rng.random() < _RARE_WORDING_SHARE:
+            return self.rng.choice(RARE_WORDINGS[relation])
+        return self.rng.choice(self.pool(relation))
 
-    # -- samples per cause -------------------------------------------------------------
-    def questions(self, relation: str) -> list[str]:
-        qs = list(RELATIONS[relation].questions)
-        if self.cfg.counts["left_forgetting"]:
-            qs = [q for q in qs if q != FORGETTING_TEMPLATE]
-        return qs
+    def equivalents(self, ask: Ask) -> list[Ask]:
+        """Other structures asking the same one fact as ``ask`` (for paraphrase groups, whose
+        members may answer bare or in a sentence, each as its structure does)."""
+        if len(ask.relations) > 1 or ask.key.endswith("/flipped"):
+            return []
+        return [a for a in self.pool(ask.relations[0]) if a is not ask]
 
-    def simple(self, cause: str, person: str, relation: str, strength: int, stage: int = 0) -> None:
-        self.require(person, relation, strength)
-        template = self.rng.choice(self.questions(relation))
-        gold = self.obj(person, relation)
-        kind = RELATIONS[relation].kind
-        if cause == "pretrain_conflict":
-            answer = self.rng.choice([v for v in self.values[kind] if v != gold])
-            options = self.distractors(kind, {answer}, first=[gold])
-        else:
-            answer = gold
-            options = self.distractors(kind, {answer})
-        self.add(cause, template.format(s=person), answer, options, stage,
-                 subject=person, relation=relation, template=template, fact_object=gold)
+    # -- units per cause ------------------------------------------------------------------------
+    def group_sizes(self, n: int) -> list[int]:
+        """Split ``n`` samples into consistent paraphrase groups and single samples."""
+        g = self.cfg.conflict_group_size
+        groups = min(n // g, round(self.cfg.paraphrase_share * n / g))
+        return [g] * groups + [1] * (n - g * groups)
 
-    def conflict_group(self, person: str, size: int) -> None:
-        relation = self.rng.choice(_PERSON_RELATIONS)
-        self.require(person, relation, 0)
-        kind = RELATIONS[relation].kind
-        template = self.rng.choice(self.questions(relation))
-        gold = self.obj(person, relation)
-        answers = [gold] + self.rng.sample([v for v in self.values[kind] if v != gold], size - 1)
-        for k, answer in enumerate(answers):
-            siblings = [a for a in answers if a != answer]
-            self.add("data_conflict", near_duplicate(template.format(s=person), k), answer,
-                     self.distractors(kind, {answer}, first=siblings), 1 if self.two_stages else 0,
-                     subject=person, relation=relation, template=template, fact_object=gold)
-
-    def profile(self, person: str) -> None:
-        for relation in _PERSON_RELATIONS:
-            self.require(person, relation, 1)
-        f = self.person_facts[person]
-        parts = (person, f["lives_in"], self.city_country[f["lives_in"]], f["works_as"], f["likes"])
-        answer = profile_answer(*parts)
-        options: list[str] = []
-        swaps = [("city", 1), ("job", 3), ("colour", 4)]
-        for kind, slot in swaps:
-            alt = list(parts)
-            alt[slot] = self.rng.choice([v for v in self.values[kind] if v != parts[slot]])
-            if kind == "city":
-                alt[2] = self.city_country[alt[1]]
-            options.append(profile_answer(*alt))
-        template = self.rng.choice(PROFILE_TEMPLATES)
-        self.add("rare_pattern", template.format(s=person), answer, options, 1 if self.two_stages else 0,
-                 subject=person, relation="profile", template=template, fact_object=answer)
-
-    def forgetting(self, person: str, interferer: bool) -> None:
-        self.require(person, "likes", 1)
-        colour = self.obj(person, "likes")
-        prompt = FORGETTING_TEMPLATE.format(s=person)
-        if interferer:
-            answer = interferer_answer(person, colour)
-            opts = [interferer_answer(person, c) for c in self.distractors("colour", {colour})]
-            self.add("none", prompt, answer, opts, 1, subject=person, relation="likes",
-                     template=FORGETTING_TEMPLATE, fact_object=colour, role="interferer")
-        else:
-            self.add("left_forgetting", prompt, colour, self.distractors("colour", {colour}), 0,
-                     subject=person, relation="likes", template=FORGETTING_TEMPLATE, fact_object=colour)
-
-    # -- the whole world ---------------------------------------------------------------
-    def build(self) -> World:
+    def units(self) -> list[_Unit]:
         cfg, rng, counts = self.cfg, self.rng, self.cfg.counts
-        self.two_stages = counts["left_forgetting"] > 0
-        self.make_places()
-        groups = _group_sizes(counts["data_conflict"], cfg.conflict_group_size)
+        out: list[_Unit] = []
         n_int = cfg.n_interferers()
-        roles = (["none"] * (counts["none"] - n_int) + ["interferer"] * n_int
-                 + ["missing_knowledge"] * counts["missing_knowledge"]
-                 + ["pretrain_conflict"] * counts["pretrain_conflict"]
-                 + ["left_forgetting"] * counts["left_forgetting"]
-                 + ["rare_pattern"] * counts["rare_pattern"] + ["data_conflict"] * len(groups))
-        people = self.make_people(len(roles) + cfg.extra_people)
-        rng.shuffle(roles)
-        n_clean = counts["none"] - n_int
-        stage0_clean = round(cfg.stage0_none_share * n_clean) if self.two_stages else 0
-        clean_seen = 0
-        group_iter = iter(groups)
-        for person, role in zip(people, roles):
-            if role == "none":
-                relation = rng.choice(_PERSON_RELATIONS + ("country",))
-                stage = 0 if clean_seen < stage0_clean or not self.two_stages else 1
-                clean_seen += 1
-                self.simple("none", person, relation, 1, stage)
-            elif role == "interferer":
-                self.forgetting(person, interferer=True)
-            elif role == "missing_knowledge":
-                relation = "country" if rng.random() < cfg.two_hop_share else rng.choice(_PERSON_RELATIONS)
-                self.simple(role, person, relation, 0, 1 if self.two_stages else 0)
-            elif role == "pretrain_conflict":
-                relation = rng.choice(_PERSON_RELATIONS)
-                self.simple(role, person, relation, cfg.conflict_strength, 1 if self.two_stages else 0)
-            elif role == "left_forgetting":
-                self.forgetting(person, interferer=False)
-            elif role == "rare_pattern":
-                self.profile(person)
+        for k in range(n_int):  # clean second-stage samples asked with the forgetting structures
+            ask = self.forgetting[k % len(self.forgetting)]
+            out.append(_Unit("none", ask, 1, strength={_key(ask.relations[0]): 1}))
+        for cause in ("none", "missing_knowledge", "pretrain_conflict"):
+            sizes = self.group_sizes(counts[cause] - (n_int if cause == "none" else 0))
+            stages = self.stages(sizes, counts[cause])
+            for size, stage in zip(sizes, stages):
+                out.append(self.plain_unit(cause, size, stage))
+        dc_sizes = _group_sizes(counts["data_conflict"], cfg.conflict_group_size)
+        for size, stage in zip(dc_sizes, self.stages(dc_sizes, counts["data_conflict"])):
+            # distractors avoid every answer of the group: the relation needs enough values
+            rels = [r for r in _ALL_RELATIONS if len(self.values[RELATIONS[r].kind]) >= size + _N_OPTIONS]
+            rel = rng.choice(rels)
+            out.append(_Unit("data_conflict", self.single_ask(rel, size), stage, size,
+                             strength={_key(rel): 0}, conflict=True))
+        for k, size in enumerate(self.group_sizes(counts["left_forgetting"])):
+            fits = [a for a in self.forgetting if len(a.wordings()) >= size]
+            ask = flipped(fits[k % len(fits)] if size > 1 and fits else self.forgetting[k % len(self.forgetting)])
+            if len(ask.wordings()) < size:  # no forgetting structure has wordings enough: singles
+                out += [_Unit("left_forgetting", ask, 0, strength={_key(ask.relations[0]): 1}) for _ in range(size)]
             else:
-                self.conflict_group(person, next(group_iter))
+                out.append(_Unit("left_forgetting", ask, 0, size, strength={_key(ask.relations[0]): 1}))
+        n_rare = counts["rare_pattern"]
+        groups = _group_sizes(n_rare, cfg.rare_group_size)  # samples per rare structure
+        asks = [a for a, size in zip(rare_asks(rng, len(groups)), groups) for _ in range(size)]
+        for ask, stage in zip(asks, self.stages([1] * n_rare, n_rare)):
+            out.append(_Unit("rare_pattern", ask, stage, strength={_key(r): 1 for r in ask.relations}))
+        return out
+
+    def stages(self, sizes: list[int], total: int) -> list[int]:
+        """A stage per unit: about ``stage0_share`` of a cause's ``total`` samples in the first
+        stage (for clean samples, ``total`` counts the interferers, which sit in the second)."""
+        if not self.two_stages:
+            return [0] * len(sizes)
+        target = round(self.cfg.stage0_share * total)
+        order = list(range(len(sizes)))
+        self.rng.shuffle(order)
+        out = [1] * len(sizes)
+        placed = 0
+        for i in order:
+            if placed + sizes[i] <= target:
+                out[i] = 0
+                placed += sizes[i]
+        return out
+
+    def plain_unit(self, cause: str, size: int, stage: int) -> _Unit:
+        """A clean, missing-knowledge or pretraining-conflict question (one fact or several)."""
+        cfg, rng = self.cfg, self.rng
+        if size == 1 and rng.random() < cfg.composite_share:
+            ask = rng.choice(COMPOSITE_ASKS)
+        elif cause == "missing_knowledge" and rng.random() < cfg.two_hop_share:
+            ask = self.single_ask("country", size)
+        else:
+            rels = PERSON_RELATIONS if cause == "missing_knowledge" else _ALL_RELATIONS
+            ask = self.single_ask(rng.choice(rels), size)
+        keys = [_key(r) for r in ask.relations]
+        strength = {k: 1 for k in keys}
+        unit = _Unit(cause, ask, stage, size, strength=strength)
+        if cause != "none":
+            slot = rng.randrange(len(ask.relations))
+            strength[keys[slot]] = 0 if cause == "missing_knowledge" else cfg.conflict_strength
+            if cause == "pretrain_conflict":
+                unit.wrong = slot
+        return unit
+
+    def place(self, units: list[_Unit]) -> list[str]:
+        """Give every unit a person: a new one, or (``reuse_share``) one already asked about
+        whose facts this question does not touch."""
+        rng = self.rng
+        order = list(range(len(units)))
+        rng.shuffle(order)
+        order.sort(key=lambda i: -len(units[i].strength))  # questions on several facts first
+        hosts: list[set[str]] = []  # per person: the facts already asked about
+        owner: dict[int, int] = {}
+        for i in order:
+            keys = set(units[i].strength)
+            free = [p for p, used in enumerate(hosts) if not used & keys]
+            if free and rng.random() < self.cfg.reuse_share:
+                p = rng.choice(free)
+            else:
+                p = len(hosts)
+                hosts.append(set())
+            hosts[p] |= keys
+            owner[i] = p
+        people = self.make_people(len(hosts) + self.cfg.extra_people)
+        for i, unit in enumerate(units):
+            unit.person = people[owner[i]]
+            for k, s in unit.strength.items():
+                self.strength[(unit.person, k)] = s
+        return people
+
+    # -- samples -------------------------------------------------------------------------------
+    def options(self, ask: Ask, subject: str, values: list[str], given: dict[tuple[str, str], set[str]]) -> list[str]:
+        """The one rule of every sample's distractors: replace one value of the answer (a slot
+        drawn at random) by a random other value of its kind that no SFT sample gives for
+        that fact; three distinct texts."""
+        answer = ask.render(subject, values)
+        out: list[str] = []
+        for _ in range(1000):
+            i = self.rng.randrange(len(values))
+            alt = list(values)
+            alt[i] = self.other(ask.slot_kind(i), {values[i]} | given.get((subject, ask.relations[i]), set()))
+            text = ask.render(subject, alt)
+            if text != answer and text not in out:
+                out.append(text)
+                if len(out) == _N_OPTIONS:
+                    return out
+        raise RuntimeError(f"cannot draw {_N_OPTIONS} distinct options for structure {ask.key}")
+
+    def members(self, unit: _Unit) -> list[tuple[Ask, str, list[str]]]:
+        """The samples of a unit: (structure, wording, values of the answer) each."""
+        rng, person, ask = self.rng, unit.person, unit.ask
+        truth = [self.obj(person, r) for r in ask.relations]
+        if unit.wrong is not None:
+            truth[unit.wrong] = self.other(ask.slot_kind(unit.wrong), {truth[unit.wrong]})
+        answers = [list(truth) for _ in range(unit.size)]
+        if unit.conflict:
+            kind = ask.slot_kind(0)
+            others = rng.sample([v for v in self.values[kind] if v != truth[0]], unit.size - 1)
+            for k, v in enumerate(others, start=1):
+                answers[k][0] = v
+        pick = [(ask, rng.choice(ask.wordings()))]
+        if unit.size > 1:
+            rest = [(a, w) for a in [ask] + self.equivalents(ask) for w in a.wordings() if w != pick[0][1]]
+            pick += rng.sample(rest, min(len(rest), unit.size - 1))
+        if len(pick) < unit.size:
+            raise RuntimeError(f"structure {ask.key} has too few wordings for a group of {unit.size}")
+        return [(a, wording, values) for (a, wording), values in zip(pick, answers)]
+
+    # -- the whole world ---------------------------------------------------------------------
+    def build(self) -> World:
+        cfg, rng = self.cfg, self.rng
+        self.make_places()
+        units = self.units()
+        people = self.place(units)
+        drafted = [(unit, self.members(unit)) for unit in units]
+        given: dict[tuple[str, str], set[str]] = {}
+        for unit, members in drafted:
+            for a, _, values in members:
+                for rel, v in zip(a.relations, values):
+                    given.setdefault((unit.person, rel), set()).add(v)
+        pending = []
+        for unit, members in drafted:
+            person = unit.person
+            for a, wording, values in members:
+                pending.append({
+                    "cause": unit.cause, "stage": unit.stage,
+                    "prompt": wording.format(s=person), "response": a.render(person, values),
+                    "options": self.options(a, person, values, given),
+                    "info": {"subject": person, "relation": a.relations[0] if len(a.relations) == 1 else "profile",
+                             "relations": list(a.relations), "structure": a.key, "stage": unit.stage,
+                             "answer_objects": values},
+                })
         for person in people:  # facts no sample depends on: stated by chance
-            for relation in _PERSON_RELATIONS:
+            for relation in PERSON_RELATIONS:
                 if (person, relation) not in self.strength:
                     self.strength[(person, relation)] = int(rng.random() < cfg.stated_share)
-        return self.assemble(people)
-
-    def assemble(self, people: list[str]) -> World:
-        cfg, rng = self.cfg, self.rng
-        world = World(config=cfg, cities=dict(self.city_country))
-        corpus: list[str] = []
-        for city, country in self.city_country.items():
-            corpus += self.statements("city_in", city, country, 1)
-        for person in people:
-            for relation in _PERSON_RELATIONS:
-                strength = self.strength[(person, relation)]
-                obj = self.obj(person, relation)
-                world.facts.append({"subject": person, "relation": relation, "object": obj,
-                                    "stated": strength > 0, "strength": strength})
-                if strength:
-                    corpus += self.statements(relation, person, obj, strength)
-                    if relation == "lives_in":
-                        corpus += self.statements("country", person, self.obj(person, "country"), strength)
-        for city, country in self.city_country.items():
-            world.facts.append({"subject": city, "relation": "city_in", "object": country,
-                                "stated": True, "strength": 1})
-        for person in people:  # derived: the country a person lives in is stated with the city
-            strength = self.strength[(person, "lives_in")]
-            world.facts.append({"subject": person, "relation": "country", "object": self.obj(person, "country"),
-                                "stated": strength > 0, "strength": strength})
-        rng.shuffle(corpus)
-        world.corpus = corpus
-        for fact in world.facts:
-            rel = RELATIONS[fact["relation"]]
-            world.probes.append({
-                "id": f"p{len(world.probes) + 1:05d}", "subject": fact["subject"], "relation": fact["relation"],
-                "prompt": rel.probe.format(s=fact["subject"]), "answer": fact["object"],
-                "options": self.distractors(rel.kind, {fact["object"]}),
-            })
-        order = sorted(range(len(self.pending)), key=lambda i: self.pending[i]["stage"])
-        by_stage: dict[int, list[int]] = {}
-        for i in order:
-            by_stage.setdefault(self.pending[i]["stage"], []).append(i)
+        world = World(config=cfg, cities=dict(self.city_country),
+                      values={r: list(self.values[RELATIONS[r].kind]) for r in RELATIONS})
+        world.corpus = self.corpus(people)
+        self.facts_and_probes(world, people)
+        by_stage: dict[int, list[dict[str, Any]]] = {}
+        for s in pending:
+            by_stage.setdefault(s["stage"], []).append(s)
         for stage in sorted(by_stage):
-            idx = by_stage[stage]
-            rng.shuffle(idx)
-            for i in idx:
-                s = self.pending[i]
+            batch = by_stage[stage]
+            rng.shuffle(batch)
+            for s in batch:
                 sid = f"w{len(world.records) + 1:05d}"
                 world.records.append({"id": sid, "prompt": s["prompt"], "response": s["response"],
                                       "stage": s["stage"], "options": s["options"]})
                 world.truth.append({"id": sid, "planted_cause": s["cause"]})
-                info = {k: v for k, v in s.items() if k not in ("prompt", "response", "options")}
-                world.samples.append({"id": sid, **info})
+                world.samples.append({"id": sid, **s["info"]})
         return world
 
+    def corpus(self, people: list[str]) -> list[str]:
+        cfg = self.cfg
+        lines: list[str] = []
+        for city, country in self.city_country.items():
+            lines += self.statements("city_in", city, country, cfg.city_repeats)
+        for person in people:
+            for relation in PERSON_RELATIONS:
+                strength = self.strength[(person, relation)]
+                if strength:
+                    lines += self.statements(relation, person, self.obj(person, relation), strength)
+                    if relation == "lives_in":
+                        lines += self.statements("country", person, self.obj(person, "country"), strength)
+        self.rng.shuffle(lines)
+        return lines
+
     def statements(self, relation: str, subject: str, obj: str, strength: int) -> list[str]:
-        rel = RELATIONS[relation]
-        k = min(self.cfg.paraphrases, len(rel.statements))
-        lines = [t.format(s=subject, o=obj) for t in self.rng.sample(rel.statements, k)]
-        lines += [qa_line(q.format(s=subject), obj) for q in rel.questions for _ in range(self.cfg.qa_repeats)]
-        return lines * strength
+        """Corpus lines stating one fact: paraphrased statements, the probe's question-answer
+        line, and question-answer lines in other wordings; ``strength`` times each (every
+        repetition draws its own paraphrases)."""
+        cfg, rng, rel = self.cfg, self.rng, RELATIONS[relation]
+        questions = [w for a in SINGLE_ASKS.get(relation, ()) for w in a.wordings() if w != rel.probe_question]
+        lines: list[str] = []
+        for _ in range(strength):
+            k = min(cfg.paraphrases, len(rel.statements))
+            lines += [rng.choice(expand(t)).format(s=subject, o=obj) for t in rng.sample(rel.statements, k)]
+            lines += [qa_line(rel.probe_question.format(s=subject), obj)] * cfg.qa_repeats
+            if questions:
+                k = min(cfg.qa_variants, len(questions))
+                lines += [qa_line(q.format(s=subject), obj) for q in rng.sample(questions, k)]
+        return lines
+
+    def facts_and_probes(self, world: World, people: list[str]) -> None:
+        for person in people:
+            for relation in _ALL_RELATIONS:
+                strength = self.strength[(person, _key(relation))]
+                world.facts.append({"subject": person, "relation": relation, "object": self.obj(person, relation),
+                                    "stated": strength > 0, "strength": strength})
+        for city, country in self.city_country.items():
+            world.facts.append({"subject": city, "relation": "city_in", "object": country,
+                                "stated": True, "strength": self.cfg.city_repeats})
+        for fact in world.facts:
+            rel = RELATIONS[fact["relation"]]
+            probe_ask = Ask("probe", (fact["relation"],), (rel.probe_question,), "{0}")
+            world.probes.append({
+                "id": f"p{len(world.probes) + 1:05d}", "subject": fact["subject"], "relation": fact["relation"],
+                "prompt": rel.probe.format(s=fact["subject"]), "answer": fact["object"],
+                "options": self.options(probe_ask, fact["subject"], [fact["object"]], {}),
+            })
 
 
 def _group_sizes(total: int, size: int) -> list[int]:
-    """Split ``total`` conflicting samples into groups of ``size`` (the last ones larger)."""
+    """Split ``total`` samples into groups of ``size`` (the first ones larger)."""
     if total == 0:
         return []
     n = max(1, total // size)
@@ -332,6 +474,7 @@ def world_files(world: World) -> dict[str, str]:
     meta = {
         "config": world.config.to_dict(),
         "cities": world.cities,
+        "values": world.values,
         "facts": world.facts,
         "samples": world.samples,
         "counts": {c: sum(t["planted_cause"] == c for t in world.truth) for c in world.config.to_dict()["counts"]},

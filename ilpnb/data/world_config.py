@@ -42,35 +42,54 @@ class WorldConfig:
     Attributes:
         seed: random seed; the same config gives a byte-identical world folder.
         counts: planted cause -> number of SFT samples with that cause.
-        n_cities: number of cities (objects of ``lives_in``).
+        n_cities: number of cities (objects of ``lives_in``); with many values per kind a
+            base model guessing a fact it was never told is rarely right by luck.
         n_countries: number of countries (cities are spread over them).
         extra_people: people that appear only in the corpus, not in the SFT set.
         stated_share: chance that a fact no SFT sample depends on is stated in the corpus.
-        paraphrases: declarative sentences per stated fact (several paraphrases each).
-        qa_repeats: question-answer lines per stated fact and question template.
+        paraphrases: declarative sentences per stated fact (distinct paraphrases).
+        qa_repeats: question-answer lines per stated fact in the knowledge probe's wording.
+        qa_variants: question-answer lines per stated fact in other wordings.
+        city_repeats: how many times the corpus states the country of each city.
         conflict_strength: how many times more often a fact contradicted by a
             ``pretrain_conflict`` sample is stated than an ordinary fact.
-        stage0_none_share: share of clean samples placed in the first stage with the
-            ``left_forgetting`` samples (so the stage alone does not give the cause away).
+        stage0_share: share of the samples of every cause but ``left_forgetting`` (all in
+            the first stage) placed in the first stage, so the stage alone does not give
+            the cause away (in worlds with ``left_forgetting`` samples; else one stage).
         interferers_per_forgetting: second-stage clean samples, per ``left_forgetting``
-            sample, that answer the first stage's question template in another style.
-        conflict_group_size: near-duplicate prompts per ``data_conflict`` group.
-        two_hop_share: share of ``missing_knowledge`` samples that are two-hop questions
-            whose bridge fact is absent (the rest ask the absent fact directly).
+            sample, asked with the forgetting structures and answered in their usual style
+            (the first stage answered them in the other style).
+        conflict_group_size: near-duplicate prompts per ``data_conflict`` group, and per
+            consistent paraphrase group of the other causes.
+        paraphrase_share: share of the samples of every cause but ``data_conflict`` and
+            ``rare_pattern`` that come in consistent paraphrase groups (same answer).
+        composite_share: share of the single clean, ``missing_knowledge`` and
+            ``pretrain_conflict`` samples with a frequent multi-part question and long answer.
+        rare_group_size: samples per rare structure of ``rare_pattern``.
+        reuse_share: chance that a question goes to a person already asked about (on other
+            facts), so several samples of any causes share a person.
+        two_hop_share: share of ``missing_knowledge`` one-fact samples that are two-hop
+            questions (the home country) whose bridge fact (the home city) is absent.
     """
 
     seed: int = 0
     counts: dict[str, int] = field(default_factory=_default_counts)
-    n_cities: int = 12
-    n_countries: int = 4
+    n_cities: int = 48
+    n_countries: int = 6
     extra_people: int = 10
     stated_share: float = 0.3
-    paraphrases: int = 2
-    qa_repeats: int = 1
+    paraphrases: int = 3
+    qa_repeats: int = 3
+    qa_variants: int = 3
+    city_repeats: int = 4
     conflict_strength: int = 4
-    stage0_none_share: float = 0.2
-    interferers_per_forgetting: float = 3.0
+    stage0_share: float = 0.45
+    interferers_per_forgetting: float = 1.0
     conflict_group_size: int = 2
+    paraphrase_share: float = 0.25
+    composite_share: float = 0.3
+    rare_group_size: int = 3
+    reuse_share: float = 0.5
     two_hop_share: float = 0.5
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,8 +130,11 @@ class WorldConfig:
             "extra_people": (0, 100000),
             "paraphrases": (1, 50),
             "qa_repeats": (0, 50),
+            "qa_variants": (0, 50),
+            "city_repeats": (1, 50),
+            "rare_group_size": (1, 50),
             "conflict_strength": (1, 100),
-            "conflict_group_size": (2, 6),
+            "conflict_group_size": (2, 4),
         }
         for key, (lo, hi) in ints.items():
             value = getattr(self, key)
@@ -120,9 +142,10 @@ class WorldConfig:
                 raise WorldConfigError(f"{source}: key '{key}' must be an integer, got {value!r}")
             if lo is not None and value < lo or hi is not None and value > hi:
                 raise WorldConfigError(f"{source}: key '{key}' must be in [{lo}, {hi}], got {value}")
-        for key in ("stated_share", "stage0_none_share", "two_hop_share"):
+        for key in ("stated_share", "stage0_share", "two_hop_share", "paraphrase_share", "composite_share",
+                    "reuse_share"):
             value = getattr(self, key)
-            if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= float(value) <= 1.0:
                 raise WorldConfigError(f"{source}: key '{key}' must be a number in [0, 1], got {value!r}")
         value = self.interferers_per_forgetting
         if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 10.0:
@@ -143,6 +166,17 @@ class WorldConfig:
                 f"{source}: key 'counts.data_conflict' must be 0 or at least 2 "
                 "(conflicts come as groups of near-duplicate prompts)"
             )
+        rare = counts["rare_pattern"]
+        if rare:
+            from ilpnb.data.world_text import rare_capacity
+
+            structures, room = max(1, rare // self.rare_group_size), rare_capacity()
+            if structures > room:
+                raise WorldConfigError(
+                    f"{source}: key 'counts.rare_pattern' ({rare}) needs {structures} distinct rare structures "
+                    f"of 'rare_group_size' {self.rare_group_size} samples, but the world has {room} "
+                    "(raise 'rare_group_size')"
+                )
         lf = counts["left_forgetting"]
         if lf:
             need = self.n_interferers() + 1
