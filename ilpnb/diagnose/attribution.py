@@ -21,6 +21,9 @@ import pandas as pd
 
 import ilpnb.diagnose.detectors  # noqa: F401  (registers the detectors)
 from ilpnb.diagnose.base import REGISTRY, DiagnosisContext
+from ilpnb.diagnose.evidence import EvidenceSettings, model_evidence
+from ilpnb.diagnose.schedule import forgetting_table, interferers, read_schedule
+from ilpnb.diagnose.thresholds import ATTRIBUTE, EVIDENCE_FLOOR
 from ilpnb.diagnose.similarity import find_siblings
 from ilpnb.probe.criteria import learned as learned_rows
 from ilpnb.train.derived import summarize_samples
@@ -76,14 +79,17 @@ def _link_probes(records: pd.DataFrame, table: pd.DataFrame, blind_below: float 
 
 
 def build_context(run: str | Path, criterion: str | None = None, probes: str | Path | None = None,
-                  sibling_threshold: float = 0.8) -> DiagnosisContext:
+                  sibling_threshold: float = 0.8, evidence: EvidenceSettings | None | bool = None) -> DiagnosisContext:
     """Collect what detectors may read from a run folder.
 
     Args:
         run: an SFT run folder (with ``dynamics.parquet``).
         criterion: learnedness criterion (default: the run's).
         probes: a knowledge-probe file (default: the world's ``probes.jsonl`` if any).
-        sibling_threshold: similarity at which two prompts are near-duplicates.
+        sibling_threshold: lexical similarity at which two prompts are near-duplicates (used
+            only without model evidence).
+        evidence: how the base model is questioned (:class:`EvidenceSettings`; default
+            settings when None; ``False``: no model evidence, the tables alone).
     """
     from ilpnb.train.sft import load_dynamics
 
@@ -103,13 +109,23 @@ def build_context(run: str | Path, criterion: str | None = None, probes: str | P
     ctx = DiagnosisContext(records=records, dynamics=dyn, samples=samples, base=base, final=final,
                            siblings=find_siblings(records, sibling_threshold))
     ctx.info.update({"learned_flags": flags, "steps": steps, "criterion": criterion})
+    schedule = read_schedule(run)
+    forgetting = forgetting_table(dyn, dyn["_learned"], schedule)
+    ctx.info["forgetting"] = forgetting
+    if evidence is not False:
+        ev = model_evidence(run, config["model"], records, evidence or EvidenceSettings(),
+                            max_length=config.get("max_length"))
+        ctx.info.update({"knowledge": ev.knowledge, "neighbours": ev.neighbours, "patterns": ev.patterns})
+        ctx.info["interferers"] = {
+            i: interferers(i, forgetting, schedule, pd.Series({a: v for a, v, _ in ev.neighbours.get(i, [])}))
+            for i in forgetting.index[forgetting["forgotten"]]}
     path = _probe_file(config, probes)
     ctx.info["has_probes"] = path is not None
     ctx.probes = _link_probes(records, _probe_results(run, config, path)) if path else {i: [] for i in records.index}
     return ctx
 
 
-def diagnose(ctx: DiagnosisContext, threshold: float = 0.5, detectors: list[str] | None = None) -> pd.DataFrame:
+def diagnose(ctx: DiagnosisContext, threshold: float = ATTRIBUTE, detectors: list[str] | None = None) -> pd.DataFrame:
     """One row per sample: ``id``, ``learned``, ``cause``, ``score_<cause>`` for every
     detector, ``evidence`` (of the attributed cause, or of every detector above 0.3 when
     unattributed), and ``siblings`` (near-duplicate ids)."""
@@ -130,7 +146,7 @@ def diagnose(ctx: DiagnosisContext, threshold: float = 0.5, detectors: list[str]
         else:
             causes.append("unattributed")
             near = [f"{n} ({scores.iloc[k][f'score_{n}']:.2f}): {results[n].evidence[sid]}"
-                    for n in names if scores.iloc[k][f"score_{n}"] >= 0.3]
+                    for n in names if scores.iloc[k][f"score_{n}"] >= EVIDENCE_FLOOR]
             evidence.append("no detector is confident" + ("; " + " | ".join(near) if near else ""))
     out = pd.DataFrame({"id": list(ctx.ids), "learned": learned.to_numpy(), "cause": causes})
     out = pd.concat([out, scores.reset_index(drop=True)], axis=1)
@@ -140,9 +156,9 @@ def diagnose(ctx: DiagnosisContext, threshold: float = 0.5, detectors: list[str]
 
 
 def write_diagnosis(run: str | Path, criterion: str | None = None, probes: str | Path | None = None,
-                    threshold: float = 0.5) -> pd.DataFrame:
+                    threshold: float = ATTRIBUTE, evidence: EvidenceSettings | None | bool = None) -> pd.DataFrame:
     """Diagnose a run and save ``RUN/diagnosis.parquet`` (and ``RUN/cause_split.csv``)."""
-    ctx = build_context(run, criterion, probes)
+    ctx = build_context(run, criterion, probes, evidence=evidence)
     table = diagnose(ctx, threshold)
     table.to_parquet(Path(run) / "diagnosis.parquet", index=False)
     cause_split(table).to_csv(Path(run) / "cause_split.csv")

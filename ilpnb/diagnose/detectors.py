@@ -1,12 +1,13 @@
 """The five cause detectors, one small registered class each.
 
 Each turns the shared signals (:func:`ilpnb.diagnose.features.signals`) into a score in
-[0, 1] and a one-line evidence string. Scores are built from smooth steps around
-interpretable points (a probability of 0.5, a similarity of 0.75, a response twice the
-median length), not fitted to any world, so they carry over to other data. Where two causes
-could both explain a sample, the more specific evidence scores higher: contradicting
-near-duplicates in the data (data conflict) and a confident contrary base answer
-(pretraining conflict) outrank the generic "the base model did not know it".
+[0, 1] and a one-line evidence string. Scores are smooth steps around the points of
+:mod:`ilpnb.diagnose.thresholds` (chance, a majority, a share of the gradient), not fitted
+to any world. Where two causes could explain a sample, the more specific evidence scores
+higher: contradicting near-duplicates in the data (data conflict) and an observed loss after
+the last training step (forgetting) outrank a belief of the base model (pretraining
+conflict), which outranks the generic "the base model does not know it" (missing
+knowledge); a rare pattern is what remains when the base model knows the answer.
 """
 
 from __future__ import annotations
@@ -16,143 +17,149 @@ import pandas as pd
 
 from ilpnb.diagnose.base import Detector, DetectorResult, DiagnosisContext, register, squash
 from ilpnb.diagnose.features import signals
+from ilpnb.diagnose.thresholds import BELIEF_SHARE, FALLING_SLOPE, MC_CHANCE_BAND, MC_KNOWN, SIBLING_SIM
 
-__all__ = [
-    "MissingKnowledge",
-    "PretrainConflict",
-    "DataConflict",
-    "LeftForgetting",
-    "RarePattern",
-]
+__all__ = ["MissingKnowledge", "PretrainConflict", "DataConflict", "LeftForgetting", "RarePattern", "DETECTORS"]
+
+#: The knowledge level half-way between guessing and knowing (see thresholds.py).
+_KNOW_CENTRE = (MC_CHANCE_BAND + MC_KNOWN) / 2
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.2f}"
+    return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.2f}"
 
 
-@register
+def _known(s: pd.DataFrame) -> np.ndarray:
+    """Soft "the base model knows the gold answer" in [0, 1]."""
+    return squash(s["knowledge"].fillna(0.0), _KNOW_CENTRE, 0.05)
+
+
+def _believes(s: pd.DataFrame) -> np.ndarray:
+    """Soft "the base model holds another answer as a belief" in [0, 1]."""
+    soft = squash(s["base_alt_share"], BELIEF_SHARE - 0.1, 0.04) * s["belief"].astype(float)
+    return np.maximum(soft, 0.9 * s["ap_belief"].astype(float))
+
+
+def _knowledge_text(s: pd.DataFrame) -> list[str]:
+    return [f"base model: {c} (right in {g:.0%} of its answers"
+            + (f", multiple choice {_fmt(m)} above chance" if not np.isnan(m) else "") + ")"
+            for c, g, m in zip(s["category"], s["gold_share"], s["mc_knowledge"])]
+
+
 class MissingKnowledge(Detector):
     """The base model lacks the prerequisite knowledge."""
 
     name = "missing_knowledge"
-    description = ("The base model does not know the answer and has no confident alternative either "
-                   "(low gold probability at step 0, failed knowledge probes); SFT must teach a new fact.")
+    description = ("The base model does not know the answer — its own answers are wrong and it is at chance on "
+                   "the options — and has no consistent other answer either (it guesses); SFT must teach a new fact.")
 
     def detect(self, ctx: DiagnosisContext) -> DetectorResult:
         s = signals(ctx)
-        unknown = 1.0 - squash(s["base_gold_p"], 0.5, 0.08)
-        # without probes, a base model that prefers another answer this strongly is taken to know it
-        no_alt = 1.0 - squash(s["base_alt_p"], 0.9, 0.03)
-        short = 1.0 - squash(s["len_ratio"], 1.8, 0.25)
-        kept = 1.0 - s["ever_learned"].astype(float) * 0.7
-        score = 0.85 * unknown * no_alt * short * kept
-        # a failed probe on the fact itself is direct evidence: the base model's preferred answer is a guess
-        score = np.where(s["probe_blind"], np.maximum(score, 0.9 * unknown * short * kept), score)
+        unknown = 1.0 - _known(s)
+        guess = 1.0 - _believes(s)
+        score = 0.85 * unknown * guess
+        score = np.where(s["probe_blind"], np.maximum(score, 0.9 * unknown), score)
         score = np.where(s["probe_known"] & ~s["probe_blind"], score * 0.4, score)
-        ev = [f"base model gives the gold answer p={_fmt(g)}"
-              + (f", prefers '{a}' only weakly (p={_fmt(ap)})" if a else "")
-              + ("; probe on the fact fails on the base model" if pb else "")
-              + ("; probe on the fact succeeds" if pk and not pb else "")
-              for g, a, ap, pb, pk in zip(s["base_gold_p"], s["base_alt"], s["base_alt_p"], s["probe_blind"], s["probe_known"])]
+        ev = [k + (f"; its other answers spread (top '{a}' in {sh:.0%})" if a else "")
+              + ("; a knowledge probe on the fact fails" if pb else "")
+              for k, a, sh, pb in zip(_knowledge_text(s), s["base_alt"], s["base_alt_share"], s["probe_blind"])]
         return DetectorResult(pd.Series(score, index=ctx.ids), pd.Series(ev, index=ctx.ids))
 
 
-@register
 class PretrainConflict(Detector):
-    """The SFT answer contradicts what the base model confidently knows."""
+    """The SFT answer contradicts what the base model consistently believes."""
 
     name = "pretrain_conflict"
-    description = ("The base model is confident in a different answer; the fine-tuned model keeps it or "
-                   "drifts back to it; high divergence between base and fine-tuned predictions.")
+    description = ("The base model consistently gives another answer (a belief, not a guess or a default), "
+                   "confirmed in other framings; the fine-tuned model keeps it or drifts back to it.")
 
     def detect(self, ctx: DiagnosisContext) -> DetectorResult:
         s = signals(ctx)
-        confident_alt = squash(s["base_alt_p"], 0.9, 0.03)
-        against = 1.0 - squash(s["base_gold_p"], 0.4, 0.08)
-        keeps = 0.8 + 0.2 * s["output_is_base_alt"].astype(float)
-        score = 0.95 * confident_alt * against * keeps
-        # a probe that recalls the base model's answer confirms it is knowledge; a probe that
-        # fails on the gold fact says the preference is a guess, not a conflicting belief
-        score = np.where(s["probe_alt"], np.maximum(score, 0.95 * against), score)
-        score = np.where(s["probe_blind"] & ~s["probe_alt"], score * 0.3, score)
-        ev = [(f"base model prefers '{a}' (p={_fmt(ap)}) over the gold answer (p={_fmt(g)})" if a else
-               f"base model does not prefer another answer (gold p={_fmt(g)})")
+        against = 1.0 - _known(s)
+        keeps = 0.85 + 0.1 * s["output_is_base_alt"].astype(float)
+        score = 0.95 * _believes(s) * against * keeps
+        score = np.where(s["probe_blind"] & ~s["ap_belief"], score * 0.3, score)
+        ev = [(f"base model believes '{a}' ({sh:.0%} of its answers)" if a else "base model has no other answer")
+              + ("; confirmed in other framings" if ap else "")
               + ("; the fine-tuned model still answers it" if k else "")
-              + ("; a knowledge probe confirms the base model's answer" if pa else "")
-              + f"; JS(base, final)={_fmt(js)}"
-              for a, ap, g, k, pa, js in zip(s["base_alt"], s["base_alt_p"], s["base_gold_p"],
-                                             s["output_is_base_alt"], s["probe_alt"], s["js_final"])]
+              + f"; gold known {_fmt(kn)}"
+              for a, sh, ap, k, kn in zip(s["base_alt"], s["base_alt_share"], s["ap_belief"],
+                                          s["output_is_base_alt"], s["knowledge"])]
         return DetectorResult(pd.Series(score, index=ctx.ids), pd.Series(ev, index=ctx.ids))
 
 
-@register
 class DataConflict(Detector):
     """Near-duplicate prompts in the SFT set carry different answers."""
 
     name = "data_conflict"
-    description = ("Near-duplicate prompts in the SFT set (TF-IDF similarity of normalised text) with "
-                   "different responses; the model outputs a sibling's answer.")
+    description = ("Prompts that ask the same thing (meaning similarity from the base model's hidden states and "
+                   "the wording) carry different responses; the model outputs a sibling's answer.")
 
     def detect(self, ctx: DiagnosisContext) -> DetectorResult:
         s = signals(ctx)
-        score = 0.97 * squash(s["sibling_sim"], 0.75, 0.03)
-        score = np.where(s["sibling_sim"] > 0, score, 0.0)
+        score = np.where(s["n_conflicting"] > 0, 0.97 * squash(s["sibling_sim"], SIBLING_SIM - 0.02, 0.01), 0.0)
         ev = []
-        for i, sim, o in zip(ctx.ids, s["sibling_sim"], s["output_is_sibling"]):
+        for i, sim, o, nc in zip(ctx.ids, s["sibling_sim"], s["output_is_sibling"], s["n_consistent"]):
             sibs = ctx.siblings.get(i, [])
             if not sibs:
-                ev.append("no near-duplicate prompt with a different answer")
+                ev.append("no near-duplicate prompt with a different answer"
+                          + (f" ({nc} with the same answer)" if nc else ""))
                 continue
             sid = sibs[0][0]
             ev.append(f"{len(sibs)} near-duplicate prompt(s) with different answers, e.g. {sid} "
-                      f"('{ctx.records.at[sid, 'response'][:40]}', similarity {_fmt(sim)})"
+                      f"('{str(ctx.records.at[sid, 'response'])[:40]}', similarity {_fmt(sim)})"
                       + ("; the model outputs a sibling's answer" if o else ""))
         return DetectorResult(pd.Series(score, index=ctx.ids), pd.Series(ev, index=ctx.ids))
 
 
-@register
 class LeftForgetting(Detector):
-    """Learned earlier in fine-tuning, lost later."""
+    """Reproduced after its last training step, lost later."""
 
     name = "left_forgetting"
-    description = ("Learned at an earlier evaluation point (or at the end of an earlier stage) and lost "
-                   "later; trained early in the data order.")
+    description = ("Reproduced at an evaluation after the last step that trained it, and lost by the end: later "
+                   "updates on other samples (its likely interferers) overwrote it.")
 
     def detect(self, ctx: DiagnosisContext) -> DetectorResult:
         s = signals(ctx)
-        lost = s["ever_learned"].astype(float)
-        strong = np.maximum(s["stage_end_learned"].astype(float), 0.75 * s["base_learned"].astype(float))
-        early = 0.75 + 0.25 * s["first_stage"].astype(float)
-        score = lost * np.maximum(0.7, strong) * early
-        flags = ctx.info["learned_flags"]
-        steps = ctx.info["steps"]
+        # a fact the base model never knew, memorised and then lost, is missing knowledge; a
+        # belief the model drifted back to is a pretraining conflict: forgetting is the loss of
+        # something the model had (and the base model knew)
+        drift = _believes(s) * s["output_is_base_alt"].astype(float)
+        score = 0.93 * s["forgotten"].astype(float).to_numpy() * _known(s) * (1.0 - drift)
+        interf = ctx.info.get("interferers", {})
         ev = []
-        for i, was, se in zip(ctx.ids, s["ever_learned"], s["stage_end_learned"]):
-            f = flags[i]
-            if not was:
-                ev.append("never learned before the end")
+        for i, f, lt, ll, lost in zip(ctx.ids, s["forgotten"], s["last_trained_step"], s.get("last_learned_step", 0),
+                                      s["steps_lost"]):
+            if not f:
+                ev.append(f"not reproduced after its last training step (step {lt})")
                 continue
-            last_ok = int(np.nonzero(f[:-1])[0].max())
-            ev.append(f"learned at step {steps[last_ok]}" + (" (end of an earlier stage)" if se else "")
-                      + f", lost by step {steps[-1]}; stage {int(ctx.records.at[i, 'stage'])}")
+            near = ", ".join(f"{j} ({v:.2f})" for j, v in interf.get(i, []))
+            ev.append(f"last trained at step {lt}, still reproduced at step {ll}, lost {lost} steps before the end"
+                      + (f"; likely interferers: {near}" if near else ""))
         return DetectorResult(pd.Series(score, index=ctx.ids), pd.Series(ev, index=ctx.ids))
 
 
-@register
 class RarePattern(Detector):
-    """A rare or long composite pattern that training had not finished optimising."""
+    """A rare or complex pattern that training had not finished optimising."""
 
     name = "rare_pattern"
-    description = ("A long, composite response or rare template: loss still falling when training stopped, "
-                   "partly right (high token accuracy) but not reproduced exactly.")
+    description = ("The base model knows the answer, but few samples share the example's pattern (little of "
+                   "each epoch's gradient) or its loss is still falling at the end; partly right, not exact.")
 
     def detect(self, ctx: DiagnosisContext) -> DetectorResult:
         s = signals(ctx)
-        long = squash(s["len_ratio"], 1.8, 0.25)
-        improving = squash(-s["slope"], 0.0, 0.02)
-        partial = squash(s["final_token_acc"], 0.5, 0.1)
-        score = 0.9 * long * (0.6 + 0.2 * improving + 0.2 * partial)
-        ev = [f"response {r:.1f}x the median length; loss slope {sl:+.3f} per point at the end; "
-              f"final token accuracy {_fmt(ta)}"
-              for r, sl, ta in zip(s["len_ratio"], s["slope"], s["final_token_acc"])]
+        known = _known(s)
+        falling = squash(-s["rel_slope"], -FALLING_SLOPE, 0.01)
+        rare = s["rare"].astype(float).to_numpy()
+        score = known * (0.8 * rare + 0.6 * falling * (1.0 - rare))
+        ev = [f"{c} other sample(s) share its pattern" + (" (rare)" if r else "")
+              + f"; loss slope {rs:+.1%} per point at the end; final token accuracy {_fmt(ta)}; gold known {_fmt(k)}"
+              for c, r, rs, ta, k in zip(s["pattern_count"], s["rare"], s["rel_slope"], s["final_token_acc"],
+                                         s["knowledge"])]
         return DetectorResult(pd.Series(score, index=ctx.ids), pd.Series(ev, index=ctx.ids))
+
+
+#: The detectors in the order of the causes (registered explicitly by the attribution).
+DETECTORS: tuple[type[Detector], ...] = (MissingKnowledge, PretrainConflict, DataConflict, LeftForgetting, RarePattern)
+for _cls in DETECTORS:
+    register(_cls)

@@ -243,7 +243,11 @@ def meaning_similarity(
     lexical = similarity_matrix(texts)
     semantic = embedding_similarity(prompt_embeddings(model, tokenizer, texts, layer=layer, pooling=pooling,
                                                       batch_size=batch_size))
-    combined = np.where(anchored_pairs(texts), LEXICAL_WEIGHT * lexical + (1.0 - LEXICAL_WEIGHT) * semantic, lexical)
+    # pairs whose most specific words differ (other entities) ask another question however
+    # alike their template: both views must agree (the product), so a shared long template
+    # alone no longer makes two prompts near-duplicates
+    combined = np.where(anchored_pairs(texts), LEXICAL_WEIGHT * lexical + (1.0 - LEXICAL_WEIGHT) * semantic,
+                        lexical * semantic)
     norm = np.array([normalize_text(t) for t in texts], dtype=object)
     combined[norm[:, None] == norm[None, :]] = 1.0
     np.fill_diagonal(combined, 0.0)

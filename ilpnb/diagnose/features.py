@@ -1,10 +1,24 @@
 """Per-sample signals shared by the detectors, computed once from a diagnosis context.
 
-Each signal is something a user of a real model can observe: how likely the base model
-(step 0) finds the gold answer, whether it prefers another answer and how strongly, whether
-the sample was learned at some point and lost, how long its response is, whether its loss
-was still falling when training stopped, what the model outputs at the end, and what the
-knowledge probes about the sample's entities say.
+Every signal is one a user of a real model has, computed from the model, the data and the
+run — never from how a world was written:
+
+* **knowledge** — the base model's own answers to the prompt (greedy and sampled: the share
+  right, its known / maybe / weakly / unknown category), and, where the records carry
+  multiple-choice options, how far above chance it prefers the gold answer at step 0;
+* **belief** — the base model's preferred *other* answer and how consistently it gives it
+  (a belief is consistent and not a default; a guess spreads), confirmed by the automatic
+  probes in other framings; whether the fine-tuned model ends up giving it;
+* **siblings** — near-duplicate prompts by meaning with a different answer (conflicting) or
+  the same one (consistent), and whether the final output is a sibling's answer;
+* **forgetting** — reproduced at an evaluation after its last training step and lost by the
+  end (:mod:`ilpnb.diagnose.schedule`), with the steps lost and the likely interferers;
+* **optimisation** — the loss still falling at the end (relative slope), the final token
+  accuracy, and how many samples share the example's pattern (rare patterns get little of
+  each epoch's gradient).
+
+Knowledge probes the user supplies (a world's ``probes.jsonl``, or ``--probes``) add
+``probe_blind`` / ``probe_known``.
 """
 
 from __future__ import annotations
@@ -15,74 +29,148 @@ import numpy as np
 import pandas as pd
 
 from ilpnb.diagnose.base import DiagnosisContext
+from ilpnb.diagnose.evidence import consistent_answers
 from ilpnb.diagnose.similarity import normalize_text
+from ilpnb.diagnose.thresholds import BELIEF_SHARE, RARE_MIN_COUNT, RARE_SHARE, SAMPLED_KNOWN, SIBLING_SIM
 
-__all__ = ["signals"]
+__all__ = ["signals", "same_answer"]
 
 
-def _same(a: object, b: object) -> bool:
-    return isinstance(a, str) and isinstance(b, str) and normalize_text(a) == normalize_text(b) != ""
+def same_answer(output: object, answer: object) -> bool:
+    """Whether an output gives an answer: equal after normalisation, or the answer is said in
+    its first sentence (a model that says "It is red." for "red")."""
+    if not isinstance(output, str) or not isinstance(answer, str):
+        return False
+    a, o = normalize_text(answer), normalize_text(output)
+    if not a:
+        return False
+    head = normalize_text(re.split(r"(?<=[.!?])\s|\n", output.strip(), maxsplit=1)[0])
+    return o == a or head == a or re.search(rf"\b{re.escape(a)}\b", head) is not None
+
+
+def _knowledge(ctx: DiagnosisContext, out: pd.DataFrame) -> None:
+    ids = ctx.ids
+    base = ctx.base.reindex(ids)
+    n_opt = ctx.records["options"].map(lambda o: len(o) if isinstance(o, (list, tuple, np.ndarray)) else 0)
+    chance = 1.0 / (1.0 + n_opt.to_numpy(dtype=float))
+    p = base["mc_p_gold"].to_numpy(dtype=float) if "mc_p_gold" in base else np.full(len(ids), np.nan)
+    p = np.where(n_opt.to_numpy() > 0, p, np.nan)
+    out["base_mc_gold"] = p
+    out["mc_knowledge"] = np.clip((p - chance) / (1.0 - chance), 0.0, 1.0)
+    know = ctx.info.get("knowledge")
+    if know is not None:
+        k = know.reindex(ids)
+        out["gold_share"] = k["gold_share"].astype(float).to_numpy()
+        out["category"] = k["category"].astype(object).to_numpy()
+        other = k["other_answer"].astype(object).where(k["other_answer"].notna(), None)
+        out["base_alt"] = other.to_numpy()
+        out["base_alt_share"] = k["other_share"].fillna(0.0).astype(float).to_numpy()
+        default = k["other_is_default"].fillna(False).astype(bool).to_numpy()
+        greedy_wrong = ~k["greedy_correct"].fillna(False).astype(bool).to_numpy()
+        # an "other" answer that the gold answer contains is part of the gold said another way
+        # ("Tousom" for "Treklim lives in the country of Tousom."): no belief against it
+        partial = np.array([isinstance(a, str) and consistent_answers(a, g) for a, g in
+                            zip(out["base_alt"], ctx.records["response"].reindex(ids))])
+        out["alt_in_gold"] = partial
+        out["belief"] = (out["base_alt_share"] >= BELIEF_SHARE) & ~default & greedy_wrong & ~partial
+        out["ap_belief"] = k["ap_belief"].fillna(False).astype(bool).to_numpy() if "ap_belief" in k else False
+        out["ap_knows"] = k["ap_knows_gold"].fillna(False).astype(bool).to_numpy() if "ap_knows_gold" in k else False
+    else:  # no model evidence (a table-only diagnosis): the step-0 measures alone
+        out["gold_share"] = base["exact"].astype(float).to_numpy()
+        out["category"] = np.where(base["exact"].astype(bool), "known", "unknown")
+        out["base_alt"], out["base_alt_share"] = None, 0.0
+        out["belief"] = out["ap_belief"] = out["ap_knows"] = False
+    sampled = out["gold_share"].to_numpy(dtype=float)
+    if "alt_in_gold" in out:  # its usual answer is part of the gold: that part, at least, is known
+        sampled = np.where(out["alt_in_gold"].to_numpy(dtype=bool),
+                           np.maximum(sampled, out["base_alt_share"].to_numpy(dtype=float)), sampled)
+    mc = out["mc_knowledge"].to_numpy(dtype=float)
+    # knowledge in [0, 1]: the better of "it says the answer" and "it prefers the answer"
+    out["knowledge"] = np.fmax(sampled, mc)
+    out["sampled_known"] = sampled >= SAMPLED_KNOWN
+
+
+def _siblings(ctx: DiagnosisContext, out: pd.DataFrame) -> None:
+    ids = ctx.ids
+    neigh = ctx.info.get("neighbours") or {}
+    conflicting, consistent = {}, {}
+    for i in ids:
+        near = [(s, sim, same) for s, sim, same in neigh.get(i, []) if sim >= SIBLING_SIM]
+        conflicting[i] = [(s, sim) for s, sim, same in near if not same]
+        consistent[i] = [(s, sim) for s, sim, same in near if same]
+    if not neigh:  # no model: the lexical near-duplicates of the context
+        conflicting = {i: list(ctx.siblings.get(i, [])) for i in ids}
+    ctx.siblings = conflicting
+    ctx.info["consistent"] = consistent
+    out["sibling_sim"] = [max((s for _, s in conflicting[i]), default=0.0) for i in ids]
+    out["n_conflicting"] = [len(conflicting[i]) for i in ids]
+    out["n_consistent"] = [len(consistent[i]) for i in ids]
+    resp = ctx.records["response"]
+    out["output_is_sibling"] = [any(same_answer(o, resp.get(s)) for s, _ in conflicting[i])
+                                for i, o in zip(ids, out["final_output"])]
+
+
+def _forgetting(ctx: DiagnosisContext, out: pd.DataFrame) -> None:
+    table = ctx.info.get("forgetting")
+    if table is None:
+        out["forgotten"], out["steps_lost"], out["last_trained_step"] = False, 0, 0
+        return
+    t = table.reindex(ctx.ids)
+    out["forgotten"] = t["forgotten"].fillna(False).astype(bool).to_numpy()
+    out["steps_lost"] = t["steps_lost"].fillna(0).astype(int).to_numpy()
+    out["last_trained_step"] = t["last_trained_step"].fillna(0).astype(int).to_numpy()
+    out["last_learned_step"] = t["last_learned_step"].fillna(-1).astype(int).to_numpy()
+
+
+def _optimisation(ctx: DiagnosisContext, out: pd.DataFrame) -> None:
+    samples = ctx.samples.reindex(ctx.ids)
+    final_loss = samples["final_loss"].astype(float).clip(lower=1e-3)
+    out["slope"] = samples["loss_slope"].astype(float).to_numpy()
+    out["rel_slope"] = (samples["loss_slope"].astype(float) / final_loss).to_numpy()
+    out["final_token_acc"] = ctx.final.reindex(ctx.ids)["token_acc"].astype(float).to_numpy()
+    patterns = ctx.info.get("patterns")
+    n = len(ctx.ids)
+    if patterns is not None:
+        count = patterns.reindex(ctx.ids)["pattern_count"].fillna(0).astype(int).to_numpy()
+        out["pattern_count"] = count
+        out["rare"] = count <= max(RARE_MIN_COUNT, RARE_SHARE * n)
+    else:
+        out["pattern_count"], out["rare"] = -1, False
+
+
+def _probes(ctx: DiagnosisContext, out: pd.DataFrame) -> None:
+    blind, known = [], []
+    for i, g in zip(ctx.ids, ctx.records["response"]):
+        ps = ctx.probes.get(i, [])
+        match = [p for p in ps if same_answer(g, p["answer"])]
+        blind.append(any(p["blind"] for p in match))
+        known.append(any(not p["blind"] for p in match))
+    out["probe_blind"], out["probe_known"] = blind, known
 
 
 def signals(ctx: DiagnosisContext) -> pd.DataFrame:
-    """A table of signals indexed by sample id (cached in ``ctx.info['signals']``).
+    """The signals table, indexed by sample id (cached in ``ctx.info['signals']``).
 
-    Columns: ``base_gold_p`` (base probability of the gold answer: among the options when
-    there are some, else of its first token), ``base_alt`` / ``base_alt_p`` (the base's
-    preferred other answer and its probability, 0 when it prefers the gold one),
-    ``base_learned``, ``ever_learned`` (learned at some point before the last),
-    ``stage_end_learned`` (learned at the end of an earlier stage), ``first_stage``
-    (trained before the last stage), ``len_ratio`` (response tokens / median), ``slope``
-    (loss change per point at the end), ``final_token_acc``, ``final_output``,
-    ``output_is_base_alt``, ``output_is_sibling``, ``sibling_sim`` (best near-duplicate
-    similarity, 0 if none), ``js_final``, ``probe_blind`` (a probe stating the gold answer
-    fails on the base), ``probe_known`` (it succeeds), ``probe_alt`` (a probe about the
-    sample's entity confidently gives a different answer that the base also prefers here).
+    Columns: ``base_mc_gold``, ``mc_knowledge`` (0 = chance, 1 = certain; NaN without
+    options), ``gold_share``, ``category``, ``knowledge``, ``sampled_known``, ``base_alt``,
+    ``base_alt_share``, ``belief``, ``ap_belief``, ``ap_knows``, ``final_output``,
+    ``output_is_base_alt``, ``sibling_sim``, ``n_conflicting``, ``n_consistent``,
+    ``output_is_sibling``, ``forgotten``, ``steps_lost``, ``last_trained_step``, ``slope``,
+    ``rel_slope``, ``final_token_acc``, ``pattern_count``, ``rare``, ``probe_blind``,
+    ``probe_known``, ``js_final``.
     """
     if "signals" in ctx.info:
         return ctx.info["signals"]
     ids = ctx.ids
-    base, final, samples = ctx.base.reindex(ids), ctx.final.reindex(ids), ctx.samples.reindex(ids)
-    gold = ctx.records["response"]
-    if "mc_p_gold" in base and base["mc_p_gold"].notna().any():
-        base_gold_p = base["mc_p_gold"].fillna(base["gold_first_p"])
-    else:
-        base_gold_p = base["gold_first_p"]
-    alt = base.get("base_top_answer", pd.Series(index=ids, dtype=object))
-    alt_p = base.get("base_top_p", pd.Series(0.0, index=ids)).astype(float)
-    is_gold = pd.Series([_same(a, g) for a, g in zip(alt, gold)], index=ids)
     out = pd.DataFrame(index=ids)
-    out["base_gold_p"] = base_gold_p.astype(float).to_numpy()
-    out["base_alt"] = [a if isinstance(a, str) and not g else None for a, g in zip(alt, is_gold)]
-    out["base_alt_p"] = np.where(is_gold, 0.0, alt_p.fillna(0.0))
-    out["base_learned"] = samples["learned_base"].astype(bool)
-    flags = ctx.info["learned_flags"]  # id -> bool array over points
-    out["ever_learned"] = [bool(flags[i][:-1].any()) for i in ids]
-    out["stage_end_learned"] = samples["max_stage_learned"].astype(bool)
-    last_stage = ctx.records["stage"].max()
-    out["first_stage"] = (ctx.records["stage"] < last_stage).to_numpy()
-    n_tok = base["n_tokens"].astype(float)
-    out["len_ratio"] = (n_tok / max(float(np.median(n_tok)), 1.0)).to_numpy()
-    out["slope"] = samples["loss_slope"].astype(float).to_numpy()
-    out["final_token_acc"] = final["token_acc"].astype(float).to_numpy()
-    out["final_output"] = final.get("output", pd.Series(index=ids, dtype=object)).to_numpy()
-    out["output_is_base_alt"] = [_same(o, a) for o, a in zip(out["final_output"], out["base_alt"])]
-    sib_resp = {i: [ctx.records.at[s, "response"] for s, _ in ctx.siblings.get(i, [])] for i in ids}
-    out["output_is_sibling"] = [any(_same(o, r) for r in sib_resp[i]) for i, o in zip(ids, out["final_output"])]
-    out["sibling_sim"] = [max((s for _, s in ctx.siblings.get(i, [])), default=0.0) for i in ids]
-    out["js_final"] = final["js_base"].astype(float).to_numpy()
-    blind, known, palt = [], [], []
-    for i, g, a in zip(ids, gold, out["base_alt"]):
-        ps = ctx.probes.get(i, [])
-        match = [p for p in ps if _same(p["answer"], g) or _contains(g, p["answer"])]
-        blind.append(any(p["blind"] for p in match))
-        known.append(any(not p["blind"] for p in match))
-        palt.append(any((not p["blind"]) and _same(p["answer"], a) for p in ps) if a else False)
-    out["probe_blind"], out["probe_known"], out["probe_alt"] = blind, known, palt
+    final = ctx.final.reindex(ids)
+    out["final_output"] = final["output"].to_numpy() if "output" in final else None
+    _knowledge(ctx, out)
+    out["output_is_base_alt"] = [same_answer(o, a) for o, a in zip(out["final_output"], out["base_alt"])]
+    _siblings(ctx, out)
+    _forgetting(ctx, out)
+    _optimisation(ctx, out)
+    _probes(ctx, out)
+    out["js_final"] = final["js_base"].astype(float).to_numpy() if "js_base" in final else np.nan
     ctx.info["signals"] = out
     return out
-
-
-def _contains(text: str, word: str) -> bool:
-    """Whether ``word`` occurs in ``text`` as a whole word (case-insensitive)."""
-    return bool(word) and re.search(rf"\b{re.escape(word.lower())}\b", text.lower()) is not None

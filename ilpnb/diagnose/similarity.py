@@ -1,6 +1,6 @@
 """Near-duplicate prompts with different responses: the evidence of data conflicts.
 
-Prompts are normalised (case, punctuation, spacing, a few filler phrases) and compared with
+Prompts are normalised (case, accents, punctuation, spacing — no list of phrases) and compared with
 TF-IDF cosine similarity over word unigrams and bigrams plus character 3–5-grams, which
 works on real text as well as on the world's. Rare words (names, entities) weigh most, so
 two questions about the same entity in nearly the same words score high, while two
@@ -20,14 +20,10 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 __all__ = ["normalize_text", "similarity_matrix", "find_siblings"]
 
-_FILLERS = re.compile(r"\b(please|tell me|quick question|i wonder|could you|can you|kindly)\b")
-
-
 def normalize_text(text: str) -> str:
-    """Lower-case, strip accents and punctuation, drop filler phrases, squeeze spaces."""
+    """Lower-case, strip accents and punctuation, squeeze spaces."""
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     text = re.sub(r"[^\w\s]", " ", text.lower())
-    text = _FILLERS.sub(" ", text)
     return re.sub(r"\s+", " ", text).strip()
 
 

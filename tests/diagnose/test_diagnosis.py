@@ -46,14 +46,14 @@ def test_every_cause_has_a_registered_detector() -> None:
 
 def test_near_duplicates_found_on_text_and_not_across_entities() -> None:
     rec = pd.DataFrame({
-        "prompt": ["Where does Zorvan live?", "Please tell me: where does Zorvan live ?",
+        "prompt": ["Where does Zorvan live?", "where does ZORVAN live ?!",
                    "Where does Mirela live?", "What is the capital of Sweden?"],
         "response": ["Oslo", "Rome", "Oslo", "Stockholm"],
     }, index=["a", "b", "c", "d"])
     sib = find_siblings(rec, 0.8)
     assert [s for s, _ in sib["a"]] == ["b"] and [s for s, _ in sib["b"]] == ["a"]
     assert sib["c"] == [] and sib["d"] == []
-    assert normalize_text("Please tell me: WHERE does X live ?") == "where does x live"
+    assert normalize_text("Please tell me: WHERE does X live ?") == "please tell me where does x live"
 
 
 def test_diagnosis_contract_and_truth_never_read(smoke_run: Path, tmp_path: Path) -> None:
@@ -65,15 +65,38 @@ def test_diagnosis_contract_and_truth_never_read(smoke_run: Path, tmp_path: Path
     assert "evidence" in saved and saved["evidence"].str.len().gt(0).all()
     assert (saved.loc[saved["learned"], "cause"] == "none").all()
     assert set(saved.loc[~saved["learned"], "cause"]) <= set(CAUSE_ORDER) | {"unattributed"}
-    # the same diagnosis with the world's truth file removed
+    # the same diagnosis with the world's truth file and world.json removed (and no cached evidence)
     world = Path(pd.read_json(smoke_run / "config.json", typ="series")["world"])
-    hidden = tmp_path / "truth.jsonl"
-    shutil.move(world / "truth.jsonl", hidden)
+    for name in ("truth.jsonl", "world.json"):
+        shutil.move(world / name, tmp_path / name)
+    shutil.move(smoke_run / "evidence", tmp_path / "evidence")
     try:
         again = diagnose(build_context(smoke_run))
     finally:
-        shutil.move(hidden, world / "truth.jsonl")
+        for name in ("truth.jsonl", "world.json"):
+            shutil.move(tmp_path / name, world / name)
     pd.testing.assert_frame_equal(table.reset_index(drop=True), again.reset_index(drop=True))
+    assert (smoke_run / "evidence" / "knowledge.parquet").exists()  # computed again, from the model alone
+
+
+def test_a_plain_records_file_is_diagnosed_without_any_world(smoke_run: Path, tmp_path: Path) -> None:
+    """No world folder, no probes, no truth: a user's records file and a model."""
+    import json
+
+    from ilpnb.train.sft import run_sft
+
+    cfg = json.loads((smoke_run / "config.json").read_text())
+    rows = [json.loads(line) for line in Path(cfg["data"]).read_text().splitlines()][:16]
+    data = tmp_path / "mine.jsonl"
+    data.write_text("".join(json.dumps({"id": f"q{k}", "prompt": r["prompt"], "response": r["response"]}) + "\n"
+                            for k, r in enumerate(rows)))
+    run = run_sft(tmp_path / "run", model=cfg["model"], data=str(data), preset="smoke", progress=False,
+                  checkpoints="none", sft={"epochs": 2})
+    table = write_diagnosis(run)
+    assert len(table) == 16 and set(table["cause"]) <= set(CAUSE_ORDER) | {"none", "unattributed"}
+    know = pd.read_parquet(run / "evidence" / "knowledge.parquet")
+    assert set(know.index) == {f"q{k}" for k in range(16)} and know["category"].notna().all()
+    assert table["evidence"].str.len().gt(0).all()
 
 
 def test_cause_split_shares_sum_to_one(smoke_run: Path) -> None:

@@ -81,7 +81,18 @@ def write_synthetic_diagnosis(run: Path, world: Path) -> pd.DataFrame:
     prompts = {json.loads(line)["id"]: json.loads(line)["prompt"]
                for line in (world / "sft.jsonl").read_text().splitlines() if line.strip()}
     ids = s["id"].astype(str).tolist()
-    table = diagnosis(ids, s["learned"].astype(bool).tolist(), [truth.get(i) for i in ids], prompt_siblings(prompts))
+    siblings = prompt_siblings(prompts)
+    # the planted conflict groups (paraphrases by structure, which no prompt rule need catch):
+    # samples of one group ask about the same subject and relations
+    meta = json.loads((world / "world.json").read_text()).get("samples", [])
+    groups: dict[tuple, list[str]] = {}
+    for m in meta:
+        if truth.get(m["id"]) == "data_conflict":
+            groups.setdefault((m.get("subject"), tuple(m.get("relations", [m.get("relation")]))), []).append(m["id"])
+    for members in groups.values():
+        for i in members:
+            siblings[i] = sorted(set(siblings.get(i, [])) | (set(members) - {i}))
+    table = diagnosis(ids, s["learned"].astype(bool).tolist(), [truth.get(i) for i in ids], siblings)
     table.to_parquet(run / "diagnosis.parquet", index=False)
     return table
 
