@@ -77,6 +77,11 @@ def resolve_job(out: str | Path, model: str | None = None, data: str | None = No
         from ilpnb.models.pretrain import pretrain_base_model
 
         world = Path(world)
+        needs = ["sft.jsonl"] * (data is None) + ["pretrain.txt"] * (model is None)
+        for name in needs:
+            if not (world / name).is_file():
+                why = "the SFT records" if name == "sft.jsonl" else "the corpus the tiny base model is pretrained on"
+                raise FileNotFoundError(f"{world / name}: missing; a world folder needs {name} ({why})")
         data = data or str(world / "sft.jsonl")
         if model is None:
             model = str(pretrain_base_model(world / "pretrain.txt", p.model, p.pretrain, progress=progress).resolve())

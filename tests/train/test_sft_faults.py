@@ -134,3 +134,15 @@ def test_run_folder_is_never_overwritten(world_run, smoke: Smoke) -> None:
     assert code == 2 and "already exists" in stderr and "--resume" in stderr
     after = {p: p.stat().st_mtime_ns for p in world_run.out.rglob("*") if p.is_file()}
     assert after == before
+
+
+@pytest.mark.parametrize("missing", ["sft.jsonl", "pretrain.txt"])
+def test_a_world_folder_without_its_files_is_named(smoke: Smoke, tmp_path: Path, missing: str) -> None:
+    import shutil
+
+    world = tmp_path / "world"
+    shutil.copytree(smoke.world, world)
+    (world / missing).unlink()
+    with pytest.raises(FileNotFoundError, match=rf"{missing}: missing; a world folder needs {missing}"):
+        run_sft(tmp_path / "run", world=world, preset="smoke", progress=False)
+    assert not (tmp_path / "run").exists()
