@@ -187,6 +187,22 @@ def sft_overrides(settings: RealTrackSettings, full_ft: bool = False) -> dict[st
             "converge": False}
 
 
+def evidence_settings(preset: str) -> Any:
+    """How the diagnosis questions a real base model at a preset (:class:`EvidenceSettings`).
+
+    Long FAQ answers make sampling a 135M model on a CPU the slow part of a diagnosis, so
+    ``smoke`` and ``default`` sample fewer answers and skip the other framings; ``full``
+    (a GPU) uses the diagnosis's own defaults.
+    """
+    from ilpnb.diagnose.evidence import EvidenceSettings
+
+    if preset == "smoke":
+        return EvidenceSettings(n_samples=2, autoprobes=False, batch_size=8)
+    if preset == "default":
+        return EvidenceSettings(n_samples=4, autoprobes=False, batch_size=16)
+    return EvidenceSettings()
+
+
 def real_job(preset: str, full_ft: bool = False) -> dict[str, Any]:
     """Keyword arguments of :func:`ilpnb.train.sft.run_sft` for a real model at ``preset``:
     ``sft`` (see :func:`sft_overrides`), ``max_length``, ``track_options`` and
