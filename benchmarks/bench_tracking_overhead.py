@@ -71,7 +71,9 @@ def _one(track: str, out: Path, base: Path, world: Path, preset: str, sft: dict[
     try:
         start = time.perf_counter()
         run_sft(out, model=str(base), data=str(world / "sft.jsonl"), preset=preset, progress=False, track=track,
-                checkpoints="none", max_length=_max_length(preset), sft=sft, track_options=track_options)
+                checkpoints="none", max_length=_max_length(preset),
+                # a fixed budget: every arm trains the same steps, whatever it measures
+                sft={**sft, "converge": False}, track_options=track_options)
         return time.perf_counter() - start, dict(spent)
     finally:
         undo()

@@ -43,11 +43,11 @@ def _records_table(run: Path, config: dict[str, Any]) -> pd.DataFrame:
 
 
 def _probe_file(config: dict[str, Any], probes: str | Path | None) -> Path | None:
-    if probes is not None:
-        return Path(probes)
-    if config.get("world") and (Path(config["world"]) / "probes.jsonl").exists():
-        return Path(config["world"]) / "probes.jsonl"
-    return None
+    """A knowledge-probe file only when the user gives one: a world's ``probes.jsonl`` states
+    every fact with the world's true answer (stated in the corpus or not), which would tell
+    the diagnosis whether an SFT answer is true in the world; the automatic probes ask the
+    base model instead."""
+    return Path(probes) if probes is not None else None
 
 
 def _probe_results(run: Path, config: dict[str, Any], path: Path) -> pd.DataFrame:
@@ -85,7 +85,7 @@ def build_context(run: str | Path, criterion: str | None = None, probes: str | P
     Args:
         run: an SFT run folder (with ``dynamics.parquet``).
         criterion: learnedness criterion (default: the run's).
-        probes: a knowledge-probe file (default: the world's ``probes.jsonl`` if any).
+        probes: a knowledge-probe file the user supplies (default: none; see :func:`_probe_file`).
         sibling_threshold: lexical similarity at which two prompts are near-duplicates (used
             only without model evidence).
         evidence: how the base model is questioned (:class:`EvidenceSettings`; default

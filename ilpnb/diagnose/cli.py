@@ -14,7 +14,7 @@ __all__: list[str] = []
 @command("diagnose", "attribute every unlearned sample of a run to a cause, with evidence")
 @arguments(lambda p: (p.add_argument("run", help="SFT run folder"),
                       p.add_argument("--criterion", help="exact, token_acc, loss or mc (default: the run's)"),
-                      p.add_argument("--probes", help="knowledge-probe JSONL (default: the world's, if any)"),
+                      p.add_argument("--probes", help="knowledge-probe JSONL of your own (default: none; the base model is questioned directly)"),
                       p.add_argument("--threshold", type=float, default=0.5, help="least score to attribute a cause")))
 def _diagnose(args: argparse.Namespace) -> int:
     from ilpnb.diagnose.attribution import cause_split, write_diagnosis

@@ -128,7 +128,7 @@ class LeftForgetting(Detector):
         score = 0.93 * s["forgotten"].astype(float).to_numpy() * _known(s) * (1.0 - drift)
         interf = ctx.info.get("interferers", {})
         ev = []
-        for i, f, lt, ll, lost in zip(ctx.ids, s["forgotten"], s["last_trained_step"], s.get("last_learned_step", 0),
+        for i, f, lt, ll, lost in zip(ctx.ids, s["forgotten"], s["last_trained_step"], s["last_learned_step"],
                                       s["steps_lost"]):
             if not f:
                 ev.append(f"not reproduced after its last training step (step {lt})")

@@ -29,10 +29,11 @@ live?") score high. Here each prompt is also embedded by the model being fine-tu
 * **Same topic first.** A small model reads two questions of one template about entities it
   does not know alike (its state at the answer position does not depend on the unknown
   name), so the model's similarity only counts for :func:`anchored_pairs`: pairs whose most
-  specific words (highest IDF in the set, typically the entity) are shared. Other pairs keep
-  their lexical similarity.
+  specific words (highest IDF in the set, typically the entity) are shared. Other pairs (other
+  entities) score lexical x semantic: a shared long template alone no longer makes them
+  near-duplicates.
 * **One similarity.** :func:`meaning_similarity` is, for anchored pairs,
-  ``LEXICAL_WEIGHT * lexical + (1 - LEXICAL_WEIGHT) * semantic``; the lexical similarity for
+  ``LEXICAL_WEIGHT * lexical + (1 - LEXICAL_WEIGHT) * semantic``; lexical x semantic for
   the others; and 1 for prompts whose normalised text is identical. For an anchored pair the
   model can also veto: two different questions about one entity in nearly the same words
   score lower than TF-IDF says. On the default world's base model (1,042 distinct questions
@@ -249,7 +250,8 @@ def meaning_similarity(
     combined = np.where(anchored_pairs(texts), LEXICAL_WEIGHT * lexical + (1.0 - LEXICAL_WEIGHT) * semantic,
                         lexical * semantic)
     norm = np.array([normalize_text(t) for t in texts], dtype=object)
-    combined[norm[:, None] == norm[None, :]] = 1.0
+    same = (norm[:, None] == norm[None, :]) & (norm[:, None] != "")  # an empty normal form says nothing
+    combined[same] = 1.0
     np.fill_diagonal(combined, 0.0)
     return combined
 

@@ -113,7 +113,7 @@ def _siblings(ctx: DiagnosisContext, out: pd.DataFrame) -> None:
 def _forgetting(ctx: DiagnosisContext, out: pd.DataFrame) -> None:
     table = ctx.info.get("forgetting")
     if table is None:
-        out["forgotten"], out["steps_lost"], out["last_trained_step"] = False, 0, 0
+        out["forgotten"], out["steps_lost"], out["last_trained_step"], out["last_learned_step"] = False, 0, 0, -1
         return
     t = table.reindex(ctx.ids)
     out["forgotten"] = t["forgotten"].fillna(False).astype(bool).to_numpy()

@@ -103,6 +103,9 @@ class ConvergenceMonitor:
         if self._verdicts and len(verdicts) != len(self._verdicts[-1]):
             raise ValueError(f"point {point}: {len(verdicts)} samples, the stage had {len(self._verdicts[-1])}")
         mean = float(losses.mean()) if len(losses) else 0.0
+        if self.history and self.history[-1]["point"] == point:  # a point redone after a resume
+            self.history.pop()
+            self._verdicts.pop()
         self.history.append({"point": point, "step": step, "epoch": epoch, "mean_loss": mean,
                              "learned_share": float(verdicts.mean()) if len(verdicts) else 0.0})
         self._verdicts.append(verdicts)

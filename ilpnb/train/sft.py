@@ -150,14 +150,15 @@ def _begin_distributed() -> bool:
     return torch.distributed.is_initialized()
 
 
-def _end_distributed(owned: bool) -> None:
+def _end_distributed(owned: bool, wait: bool = True) -> None:
     """Let every rank finish (rank 0 writes the tables last), then close a group this run started.
 
     A rank that leaves while the group still holds gloo's threads can abort at interpreter exit
     ("terminate called without an active exception"); closing the group first prevents that.
     """
-    _barrier()
-    if owned:
+    if wait:
+        _barrier()
+    if owned and torch.distributed.is_initialized():
         from accelerate.state import AcceleratorState
 
         torch.distributed.destroy_process_group()
@@ -429,6 +430,8 @@ class _Run:
 
     def _converged_now(self, measured: bool, table: pd.DataFrame | None, point: int, step: int, epoch: float) -> bool:
         """Whether the stage has converged at this point; every rank gets rank 0's answer."""
+        if not measured and not self.job.sft.converge:  # a fixed budget: nothing to decide, no extra pass
+            return False
         if not measured:  # "ends" or "none": a cheap pass (no options, no outputs), not stored
             info = {"point": point, "step": step, "epoch": epoch, "stage": self.stage}
             table = self.tracker.measure(self.model, info, options=False, outputs=False)
@@ -560,10 +563,14 @@ def run_sft(out: str | Path, model: str | None = None, data: str | None = None, 
     spec = resolve_job(out, model, data, world, preset, sft, progress=progress, **job)
     records = _records(spec)  # a bad SFT file fails here, before a run folder exists
     owned = _begin_distributed()
-    folder = _open_run(spec, resume)
-    if not folder.exists("dynamics.parquet"):
-        run = _Run(spec, folder, progress, records)
-        run.train(interrupt_after_point)
-        run.finish()
-    _end_distributed(owned)
+    ok = False
+    try:
+        folder = _open_run(spec, resume)
+        if not folder.exists("dynamics.parquet"):
+            run = _Run(spec, folder, progress, records)
+            run.train(interrupt_after_point)
+            run.finish()
+        ok = True
+    finally:
+        _end_distributed(owned, wait=ok)  # no barrier on the way out of an error: the others may be gone
     return folder.path
