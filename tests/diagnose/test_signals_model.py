@@ -269,9 +269,9 @@ def test_records_as_objects_or_frames() -> None:
 
 SIBLING_RECORDS = pd.DataFrame(
     [
-        ("s1", "tell me about the big house where alice lives", "red"),
-        ("s2", "tell me about the large house where alice lives", "blue"),    # synonym, other answer
-        ("s3", "tell me about the big house where alice lives .", "red"),     # same answer
+        ("s1", "about the big house where alice lives", "red"),
+        ("s2", "about the large house where alice lives", "blue"),    # synonym, other answer
+        ("s3", "about the big house where alice lives .", "red"),     # same answer
         ("s4", "which colour does bob like", "green"),
         ("s5", "what does bob work as", "baker"),
         ("s6", "who built the famous eiffel tower", "seine"),
@@ -313,11 +313,12 @@ def test_meaning_similarity_finds_a_synonym_paraphrase(synonym_model) -> None:
     assert comb[0, 1] >= MEANING_THRESHOLD > lex[0, 1]
     assert comb[0, 2] == 1.0  # the same words (punctuation aside) are the same prompt
     assert comb[0, 4] < 0.5  # an unrelated prompt stays far
-    # the model's reading counts only where the most specific words are shared (alice here);
-    # elsewhere ("capital" vs "large": each prompt's rarest word is its own) TF-IDF decides
+    # the model's reading is mixed in only where the most specific words are shared (alice
+    # here); elsewhere ("capital" vs "large": each prompt's rarest word is its own) both views
+    # must agree: the product, never above TF-IDF
     anchored = anchored_pairs(texts)
     assert anchored[0, 1] and not anchored[7, 13]
-    assert comb[7, 13] == pytest.approx(lex[7, 13])
+    assert comb[7, 13] == pytest.approx(lex[7, 13] * sem[7, 13]) and comb[7, 13] <= lex[7, 13]
     # pooling is batch invariant, for both poolings
     np.testing.assert_allclose(prompt_embeddings(model, tok, texts, batch_size=1), emb, atol=1e-5)
     mean = prompt_embeddings(model, tok, texts, pooling="mean")
