@@ -65,8 +65,9 @@ class Evidence:
     patterns: pd.DataFrame
 
 
-def _key(model: str, records: pd.DataFrame, settings: EvidenceSettings) -> str:
+def _key(model: str, records: pd.DataFrame, settings: EvidenceSettings, max_length: int | None) -> str:
     text = json.dumps({"version": _VERSION, "model": str(model), "settings": asdict(settings),
+                       "max_length": max_length, "pattern_sim": PATTERN_SIM, "neighbours": _NEIGHBOURS,
                        "records": records[["prompt", "response"]].reset_index().astype(str).values.tolist()})
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -115,7 +116,7 @@ def model_evidence(run: str | Path, model_name: str, records: pd.DataFrame,
         max_length: longest sequence, as in training.
     """
     folder = Path(run) / "evidence"
-    key = _key(model_name, records, settings)
+    key = _key(model_name, records, settings, max_length)
     stamp = folder / "key.json"
     if stamp.exists() and json.loads(stamp.read_text()).get("key") == key:
         return _read(folder)

@@ -166,9 +166,21 @@ def _end_distributed(owned: bool, wait: bool = True) -> None:
 
 
 def _open_run(job: SFTJob, resume: bool) -> RunFolder:
-    """Rank 0 creates (or reopens) the run folder; the other ranks open it after a barrier."""
-    folder = RunFolder.create(job.out, job.to_dict(), resume=resume) if _rank() == 0 else None
-    _barrier()
+    """Rank 0 creates (or reopens) the run folder; the other ranks open it once rank 0 says it
+    could (a folder rank 0 refuses is an error on every rank, not a wait until the timeout)."""
+    folder, error = None, None
+    if _rank() == 0:
+        try:
+            folder = RunFolder.create(job.out, job.to_dict(), resume=resume)
+        except Exception as err:  # noqa: BLE001 - re-raised below, after the other ranks heard of it
+            error = err
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        said = [f"{type(error).__name__}: {error}" if error is not None else None]
+        torch.distributed.broadcast_object_list(said, src=0)
+        if error is None and said[0] is not None:
+            raise RuntimeError(f"{job.out}: rank 0 could not open the run folder ({said[0]})")
+    if error is not None:
+        raise error
     return folder if folder is not None else RunFolder.open(job.out)
 
 
