@@ -17,6 +17,7 @@ reason; a non-finite training loss exits with code 3 naming the last good checkp
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -123,6 +124,10 @@ def _sft(args: argparse.Namespace) -> int:
     samples = pd.read_parquet(Path(out) / "samples.parquet")
     unlearned = int((~samples["learned"].astype(bool)).sum())
     criterion = _stored_criterion(out)
+    if (Path(out) / "convergence.json").exists():
+        from ilpnb.train.convergence import describe
+
+        print(describe(json.loads((Path(out) / "convergence.json").read_text())["stages"]))
     print(f"dynamics: {Path(out) / 'dynamics.parquet'}")
     print(f"unlearned at the end ({criterion}): {unlearned} of {len(samples)} samples "
           f"({unlearned / max(len(samples), 1):.1%})")

@@ -395,7 +395,8 @@ class _Run:
             self.first_point += points
             self.save_checkpoint(f"stage-{stage}-end", self.offset, epoch_of(state))
             status = self.monitor.status(self.stage_converged, self.offset, epoch_of(state), checked=cfg.converge)
-            print(status.line())
+            if self.progress:  # quiet runs: the line is in convergence.json (the CLI and notebook 01 print it)
+                print(status.line())
             progress["done"].append(str(stage))
             progress["stages"][str(stage)] = {"steps": state.global_step, "points": points,
                                               "convergence": status.to_dict()}

@@ -31,6 +31,7 @@ def test_world_run_writes_every_sample_at_every_point(world_run: CliRun, smoke: 
     dyn_path = world_run.out / "dynamics.parquet"
     assert f"dynamics: {dyn_path}" in world_run.stdout
     assert "unlearned at the end (exact):" in world_run.stdout
+    assert "stage 0: converged at step" in world_run.stdout or "stage 0: not converged: stopped at the cap" in world_run.stdout
     dyn = pd.read_parquet(dyn_path)
     assert list(dyn.columns) == COLUMNS
     ids = [r["id"] for r in read_jsonl(smoke.data)]
