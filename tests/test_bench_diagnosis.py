@@ -4,30 +4,18 @@ is trained."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
-
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_diagnosis.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_diagnosis", _PATH)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_diagnosis", module)
-    spec.loader.exec_module(module)
-    return module
+from script_loader import load_script
 
 
-bd = _load()
+
+bd = load_script("benchmarks/bench_diagnosis.py", "bench_diagnosis")
 CAUSES = bd.CAUSES
 
 

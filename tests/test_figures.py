@@ -4,29 +4,18 @@ ilpnb.figures, which writes those files. No benchmark is run."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from ilpnb.figures import add_json_option, figure, write_results
-
-_PATH = Path(__file__).resolve().parents[1] / "tools" / "figures.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tools_figures", _PATH)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("tools_figures", module)
-    spec.loader.exec_module(module)
-    return module
+from script_loader import load_script
 
 
-tf = _load()
+
+tf = load_script("tools/figures.py", "tools_figures")
 
 README = """# project
 

@@ -3,30 +3,19 @@ planted counts and stages, honest planting, and that the project's readers accep
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from script_loader import load_script
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "heldout_worlds.py"
 FILES = ("sft.jsonl", "truth.jsonl", "pretrain.txt", "probes.jsonl", "world.json")
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("heldout_worlds", _PATH)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("heldout_worlds", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-hw = _load()
+hw = load_script("benchmarks/heldout_worlds.py", "heldout_worlds")
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -128,7 +117,7 @@ def test_cli_writes_and_refuses(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_generator_is_independent_of_the_project() -> None:
-    source = _PATH.read_text(encoding="utf-8")
+    source = Path(hw.__file__).read_text(encoding="utf-8")
     assert not re.search(r"^\s*(from|import)\s+ilpnb", source, flags=re.M)
 
 
