@@ -120,22 +120,23 @@ def read_dynamics(run: str | Path) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
 
 
-def _rows_at(dynamics: pd.DataFrame, point: Any) -> pd.DataFrame:
+def _rows_at(dynamics: pd.DataFrame, last: bool) -> pd.DataFrame:
     if "point" not in dynamics or "id" not in dynamics:
         raise ValueError(f"a dynamics table needs 'id' and 'point' columns, got {list(dynamics.columns)}")
+    point = dynamics["point"].max() if last else dynamics["point"].min()
     rows = dynamics[dynamics["point"] == point].drop_duplicates("id")
     return rows.assign(id=rows["id"].astype(str)).set_index("id")
 
 
 def base_rows(dynamics: pd.DataFrame) -> pd.DataFrame:
     """One row per sample at the first evaluation point (step 0, the base model), indexed by id."""
-    return _rows_at(dynamics, dynamics["point"].min())
+    return _rows_at(dynamics, last=False)
 
 
 def final_rows(dynamics: pd.DataFrame) -> pd.DataFrame:
     """One row per sample at the last evaluation point of the whole run (the end of the last
     stage, where "learned" is decided), indexed by id."""
-    return _rows_at(dynamics, dynamics["point"].max())
+    return _rows_at(dynamics, last=True)
 
 
 def read_truth_file(path: str | Path) -> pd.Series:
