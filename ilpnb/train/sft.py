@@ -25,7 +25,7 @@ import torch
 from transformers import PrinterCallback, TrainingArguments
 
 from ilpnb.config import SFTConfig, get_preset, override, to_dict
-from ilpnb.runs import RunFolder
+from ilpnb.runs import RunFolder, read_dynamics
 from ilpnb.probe.criteria import learned as learned_rows
 from ilpnb.train.convergence import ConvergenceMonitor, ConvergenceRule
 from ilpnb.train.derived import summarize_samples
@@ -184,15 +184,7 @@ def _open_run(job: SFTJob, resume: bool) -> RunFolder:
     return folder if folder is not None else RunFolder.open(job.out)
 
 
-def load_dynamics(run: str | Path) -> pd.DataFrame:
-    """The dynamics table of a run (finished, or the points written so far)."""
-    path = Path(run)
-    if (path / "dynamics.parquet").exists():
-        return pd.read_parquet(path / "dynamics.parquet")
-    parts = sorted((path / "dynamics").glob("point-*.parquet"))
-    if not parts:
-        raise FileNotFoundError(f"{run}: no dynamics yet (run `ilpnb sft` first)")
-    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+load_dynamics = read_dynamics  # the dynamics table of a run: one torch-free reader, ilpnb.runs
 
 
 class _Run:
