@@ -40,9 +40,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ilpnb.causes import CAUSES
 from ilpnb.figures import add_json_option, figure, write_results
 
-CAUSES = ("missing_knowledge", "pretrain_conflict", "data_conflict", "left_forgetting", "rare_pattern")
 GOAL_MEAN, GOAL_MIN, GOAL_SHORTCUT = 0.85, 0.75, 0.45
 PROJECT, HELDOUT = "project", "held-out"
 HELDOUT_PATH = Path(__file__).resolve().parent / "heldout_worlds.py"

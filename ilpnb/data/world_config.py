@@ -13,18 +13,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CAUSES", "PLANTED_CAUSES", "WorldConfig", "WorldConfigError", "load_world_config"]
+from ilpnb.causes import CAUSES, PLANTED_CAUSES  # re-exported: the causes are defined in ilpnb.causes
 
-#: The five causes of incomplete learning, in the order of DESIGN.md.
-CAUSES: tuple[str, ...] = (
-    "missing_knowledge",
-    "pretrain_conflict",
-    "data_conflict",
-    "left_forgetting",
-    "rare_pattern",
-)
-#: Every planted label of a world sample: the five causes plus ``none`` (clean samples).
-PLANTED_CAUSES: tuple[str, ...] = ("none",) + CAUSES
+__all__ = ["CAUSES", "PLANTED_CAUSES", "WorldConfig", "WorldConfigError", "load_world_config"]
 
 
 class WorldConfigError(ValueError):

@@ -4,7 +4,8 @@
 ``truth.jsonl``): the SFT records, ``dynamics.parquet``, the per-sample summary by the
 run's learnedness criterion, near-duplicate siblings, and — when the run has knowledge
 probes (a world's ``probes.jsonl``, or ``probes=FILE``) — the base model's results on them.
-:func:`diagnose` runs every registered detector and attributes each unlearned sample to the
+:func:`diagnose` runs every registered detector (:data:`ilpnb.diagnose.base.REGISTRY`: the
+default one per cause, plus any of your own) and attributes each unlearned sample to the
 cause with the highest score if it reaches ``threshold``, ``unattributed`` otherwise;
 learned samples get ``none``. :func:`write_diagnosis` saves ``RUN/diagnosis.parquet``.
 """
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import ilpnb.diagnose.detectors  # noqa: F401  (registers the detectors)
+from ilpnb.causes import CAUSES, UNATTRIBUTED
 from ilpnb.diagnose.base import REGISTRY, DiagnosisContext
 from ilpnb.diagnose.evidence import EvidenceSettings, model_evidence
 from ilpnb.diagnose.schedule import forgetting_table, interferers, read_schedule
@@ -30,7 +31,8 @@ from ilpnb.train.derived import summarize_samples
 
 __all__ = ["build_context", "diagnose", "write_diagnosis", "cause_split", "CAUSE_ORDER"]
 
-CAUSE_ORDER = ("missing_knowledge", "pretrain_conflict", "data_conflict", "left_forgetting", "rare_pattern")
+#: The causes in order (:data:`ilpnb.causes.CAUSES`, under the name this module always exported).
+CAUSE_ORDER = CAUSES
 
 
 def _records_table(run: Path, config: dict[str, Any]) -> pd.DataFrame:
@@ -168,7 +170,7 @@ def write_diagnosis(run: str | Path, criterion: str | None = None, probes: str |
 def cause_split(diagnosis: pd.DataFrame) -> pd.DataFrame:
     """Share of unlearned samples per diagnosed cause (and unattributed), like the published table."""
     un = diagnosis[~diagnosis["learned"].astype(bool)]
-    order = list(CAUSE_ORDER) + ["unattributed"]
+    order = [*CAUSE_ORDER, UNATTRIBUTED]
     counts = un["cause"].value_counts().reindex(order, fill_value=0)
     table = pd.DataFrame({"unlearned samples": counts, "share": counts / max(len(un), 1)})
     table.loc["total"] = [len(un), 1.0 if len(un) else np.nan]

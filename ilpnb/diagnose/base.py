@@ -6,17 +6,37 @@ sample. Detectors read only a :class:`DiagnosisContext` — the SFT records, the
 table (step 0 is the base model), the per-sample summary, near-duplicate siblings and, where
 the user has them, knowledge probes scored on the base model. Nothing in the context comes
 from ``truth.jsonl`` or any planted label.
+
+Registration is explicit: :data:`ilpnb.diagnose.detectors.DEFAULT_DETECTORS` lists one
+detector per cause, and :data:`REGISTRY` loads that list the first time it is read (no module
+registers anything by being imported). :func:`register` adds a detector of your own::
+
+    @register
+    class MyDetector(Detector):
+        name = "my_cause"
+        description = "..."
+        def detect(self, ctx): ...
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Detector", "DetectorResult", "DiagnosisContext", "REGISTRY", "register", "squash"]
+__all__ = [
+    "Detector",
+    "DetectorResult",
+    "DiagnosisContext",
+    "DetectorRegistry",
+    "REGISTRY",
+    "build_registry",
+    "register",
+    "squash",
+]
 
 
 @dataclass
@@ -70,15 +90,82 @@ class Detector:
         raise NotImplementedError
 
 
-REGISTRY: dict[str, type[Detector]] = {}
+def build_registry(detectors: Iterable[type[Detector]]) -> dict[str, type[Detector]]:
+    """Detector classes by name, checked: each has a name and a description, and no name twice.
+
+    Raises:
+        ValueError: a detector without a name or description, or two detectors with one name.
+    """
+    out: dict[str, type[Detector]] = {}
+    for cls in detectors:
+        if not (isinstance(cls, type) and issubclass(cls, Detector)):
+            raise ValueError(f"{cls!r}: a detector must be a subclass of ilpnb.diagnose.base.Detector")
+        if not cls.name or not cls.description:
+            raise ValueError(f"{cls.__name__}: a detector needs a name and a description")
+        if cls.name in out:
+            raise ValueError(f"{cls.__name__}: a detector named '{cls.name}' is already registered "
+                             f"({out[cls.name].__name__})")
+        out[cls.name] = cls
+    return out
+
+
+def _default_detectors() -> tuple[type[Detector], ...]:
+    from ilpnb.diagnose.detectors import DEFAULT_DETECTORS
+
+    return DEFAULT_DETECTORS
+
+
+class DetectorRegistry(Mapping[str, type[Detector]]):
+    """Detector classes by name: the defaults (loaded by an explicit call on first read), then any
+    added with :meth:`add`.
+
+    Args:
+        defaults: a function returning the default detector classes.
+    """
+
+    def __init__(self, defaults: Callable[[], Iterable[type[Detector]]] = _default_detectors) -> None:
+        self._defaults = defaults
+        self._table: dict[str, type[Detector]] | None = None
+
+    def _loaded(self) -> dict[str, type[Detector]]:
+        if self._table is None:
+            self._table = build_registry(self._defaults())
+        return self._table
+
+    def __getitem__(self, name: str) -> type[Detector]:
+        table = self._loaded()
+        if name not in table:
+            raise KeyError(f"no detector named {name!r} (registered: {', '.join(table)})")
+        return table[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
+
+    def add(self, cls: type[Detector], replace: bool = False) -> type[Detector]:
+        """Add ``cls`` under its name; a name already taken is an error unless ``replace``."""
+        table = self._loaded()
+        checked = build_registry([cls])
+        if cls.name in table and not replace and table[cls.name] is not cls:
+            raise ValueError(f"{cls.__name__}: a detector named '{cls.name}' is already registered "
+                             f"({table[cls.name].__name__}); pass replace=True to replace it")
+        table.update(checked)
+        return cls
+
+    def remove(self, name: str) -> None:
+        """Remove the detector called ``name`` (e.g. a plugin a test added)."""
+        del self._loaded()[name]
+
+
+#: Every detector :func:`ilpnb.diagnose.attribution.diagnose` runs, by name.
+REGISTRY = DetectorRegistry()
 
 
 def register(cls: type[Detector]) -> type[Detector]:
-    """Class decorator adding a detector to :data:`REGISTRY` under its ``name``."""
-    if not cls.name:
-        raise ValueError(f"{cls.__name__}: a detector needs a name")
-    REGISTRY[cls.name] = cls
-    return cls
+    """Class decorator adding a detector of your own to :data:`REGISTRY` under its ``name``."""
+    return REGISTRY.add(cls)
 
 
 def squash(x: Any, centre: float, width: float) -> np.ndarray:

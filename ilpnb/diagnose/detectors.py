@@ -1,4 +1,4 @@
-"""The five cause detectors, one small registered class each.
+"""The five cause detectors, one small class each, listed in :data:`DEFAULT_DETECTORS`.
 
 Each turns the shared signals (:func:`ilpnb.diagnose.features.signals`) into a score in
 [0, 1] and a one-line evidence string. Scores are smooth steps around the points of
@@ -15,11 +15,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ilpnb.diagnose.base import Detector, DetectorResult, DiagnosisContext, register, squash
+from ilpnb.diagnose.base import Detector, DetectorResult, DiagnosisContext, squash
 from ilpnb.diagnose.features import signals
 from ilpnb.diagnose.thresholds import BELIEF_SHARE, FALLING_SLOPE, MC_CHANCE_BAND, MC_KNOWN, SIBLING_SIM
 
-__all__ = ["MissingKnowledge", "PretrainConflict", "DataConflict", "LeftForgetting", "RarePattern", "DETECTORS"]
+__all__ = [
+    "MissingKnowledge",
+    "PretrainConflict",
+    "DataConflict",
+    "LeftForgetting",
+    "RarePattern",
+    "DEFAULT_DETECTORS",
+    "DETECTORS",
+]
 
 #: The knowledge level half-way between guessing and knowing (see thresholds.py).
 _KNOW_CENTRE = (MC_CHANCE_BAND + MC_KNOWN) / 2
@@ -159,7 +167,9 @@ class RarePattern(Detector):
         return DetectorResult(pd.Series(score, index=ctx.ids), pd.Series(ev, index=ctx.ids))
 
 
-#: The detectors in the order of the causes (registered explicitly by the attribution).
-DETECTORS: tuple[type[Detector], ...] = (MissingKnowledge, PretrainConflict, DataConflict, LeftForgetting, RarePattern)
-for _cls in DETECTORS:
-    register(_cls)
+#: One detector per cause, in the order of :data:`ilpnb.causes.CAUSES`: the explicit list
+#: :data:`ilpnb.diagnose.base.REGISTRY` loads (importing this module registers nothing).
+DEFAULT_DETECTORS: tuple[type[Detector], ...] = (MissingKnowledge, PretrainConflict, DataConflict, LeftForgetting,
+                                                 RarePattern)
+#: The former name of :data:`DEFAULT_DETECTORS`.
+DETECTORS = DEFAULT_DETECTORS

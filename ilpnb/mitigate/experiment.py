@@ -26,11 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ilpnb.causes import CAUSES
 from ilpnb.mitigate.interventions import DEFAULT_METHOD, Plan, build_plan
 
 __all__ = ["run_mitigation", "summarize", "t_interval", "load_results"]
-
-_CAUSES = ("missing_knowledge", "pretrain_conflict", "data_conflict", "left_forgetting", "rare_pattern")
 
 
 def _fixed_budget(run: Path, config: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +120,7 @@ def _measure(arm_dir: Path, diagnosis: pd.DataFrame, plan: Plan, config: dict[st
     learned_before = before[before].index
     collateral = float((~after.reindex(learned_before).fillna(False)).mean()) if len(learned_before) else math.nan
     deleted = set(plan.exclude)
-    for cause in _CAUSES:
+    for cause in CAUSES:
         all_ids = d.index[(~before) & (d["cause"] == cause)]
         ids = [i for i in all_ids if i not in deleted]  # a deleted sample is given up, not recovered
         rows.append({"cause": cause, "unlearned": len(all_ids), "deleted": len(all_ids) - len(ids),

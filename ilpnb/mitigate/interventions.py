@@ -31,6 +31,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from ilpnb.causes import ALL_CAUSES
+
 __all__ = ["Plan", "INTERVENTIONS", "DEFAULT_METHOD", "DEFAULT_FACTOR", "build_plan"]
 
 
@@ -146,7 +148,8 @@ INTERVENTIONS: dict[str, tuple[str, ...]] = {
     "left_forgetting": ("replay", "shuffle", "resample"),
     "rare_pattern": ("upsample", "weight"),
 }
-DEFAULT_METHOD = {cause: methods[0] for cause, methods in INTERVENTIONS.items()}
+#: The default method per cause: :attr:`ilpnb.causes.Cause.mitigation` (the first method of each family).
+DEFAULT_METHOD = {cause.name: cause.mitigation for cause in ALL_CAUSES}
 #: k per method when none is given: rare patterns need more extra passes than a conflict needs weight.
 DEFAULT_FACTOR = {"upsample": 8, "weight": 8}
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import pandas as pd
 
+from ilpnb.causes import CAUSES  # re-exported: the causes, in the order of the score_<cause> columns
+
 __all__ = [
     "CAUSES",
     "Checkpoint",
@@ -32,9 +34,6 @@ __all__ = [
     "sample_table",
     "prompt_siblings",
 ]
-
-CAUSES = ("missing_knowledge", "pretrain_conflict", "data_conflict", "left_forgetting", "rare_pattern")
-"""The five causes, in the order the diagnosis contract lists their ``score_<cause>`` columns."""
 
 _FINAL_COLUMNS = ("loss", "token_acc", "exact", "n_tokens", "gold_first_p", "gold_first_rank", "top_token",
                   "top_token_p", "js_base", "mc_p_gold", "mc_top_option", "pass@1", "pass@5", "pass@10",
