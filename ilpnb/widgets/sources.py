@@ -11,14 +11,15 @@ first.
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ilpnb.runs import Checkpoint, Run, base_rows, final_rows, list_run_checkpoints, world_truth
+from ilpnb.runs import read_config as _read_config
+from ilpnb.runs import read_dynamics as _read_dynamics
 from ilpnb.causes import CAUSES  # re-exported: the causes, in the order of the score_<cause> columns
 
 __all__ = [
@@ -40,77 +41,35 @@ _FINAL_COLUMNS = ("loss", "token_acc", "exact", "n_tokens", "gold_first_p", "gol
                   "base_top_answer", "base_top_p")
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    """A model the run can be looked at with.
-
-    Attributes:
-        step: Training step (0 for the base model).
-        label: Short text for a slider (``"step 0 (base)"``, ``"step 16"``).
-        path: Folder loadable with :func:`ilpnb.models.registry.load_model_and_tokenizer`
-            (the base model may be a name rather than a folder).
-    """
-
-    step: int
-    label: str
-    path: str
-
-
 def read_config(run: str | Path) -> dict[str, Any]:
     """The run's ``config.json`` (empty when missing)."""
-    path = Path(run) / "config.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    return _read_config(run, missing_ok=True)
 
 
 def read_dynamics(run: str | Path) -> pd.DataFrame:
     """``RUN/dynamics.parquet``; for an unfinished run, the points written so far."""
-    path = Path(run) / "dynamics.parquet"
-    if path.exists():
-        return pd.read_parquet(path)
-    from ilpnb.train.sft import load_dynamics  # heavier import (torch, transformers)
-
-    return load_dynamics(run)
+    return _read_dynamics(run)
 
 
 def read_diagnosis(run: str | Path) -> pd.DataFrame | None:
     """``RUN/diagnosis.parquet`` or None."""
-    path = Path(run) / "diagnosis.parquet"
-    return pd.read_parquet(path) if path.exists() else None
+    return Run(run).diagnosis() if (Path(run) / "config.json").is_file() else None
 
 
 def read_truth(world: str | Path | None) -> dict[str, str]:
     """Planted cause by sample id from ``WORLD/truth.jsonl`` ({} when there is no world)."""
-    if not world:
-        return {}
-    path = Path(world) / "truth.jsonl"
-    if not path.exists():
-        return {}
-    out: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            out[str(row["id"])] = str(row["planted_cause"])
-    return out
+    return world_truth(world).to_dict()
 
 
 def read_records_of_run(run: str | Path, config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The SFT records of a run by id: its ``data`` argument, else its world's ``sft.jsonl``."""
-    from ilpnb.data.packaged import resolve_data
-
-    cfg = read_config(run) if config is None else config
-    for spec in (cfg.get("data"), cfg.get("world")):
-        if not spec:
-            continue
-        try:
-            return {str(r.id): r for r in resolve_data(spec)}
-        except (FileNotFoundError, OSError, ValueError):
-            continue
-    return {}
-
-
-def _ckpt_meta(folder: Path) -> dict[str, Any]:
-    meta = folder / "ilpnb_checkpoint.json"
-    return json.loads(meta.read_text()) if meta.exists() else {}
+    """The SFT records of a run by id: its ``data`` argument, else its world's ``sft.jsonl``
+    ({} when the run names none or they are gone). ``config`` is accepted for old callers;
+    the run's own ``config.json`` is what is read."""
+    try:
+        records = Run(run).records()
+    except (FileNotFoundError, OSError, ValueError):
+        return {}
+    return {str(r.id): r for r in records}
 
 
 def run_checkpoints(run: str | Path, include_base: bool = True) -> list[Checkpoint]:
@@ -120,26 +79,7 @@ def run_checkpoints(run: str | Path, include_base: bool = True) -> list[Checkpoi
         run: The run folder.
         include_base: Put the base model (the run's ``model``) first, at step 0.
     """
-    run = Path(run)
-    found: dict[int, Checkpoint] = {}
-    folders = sorted((run / "checkpoints").glob("*")) if (run / "checkpoints").exists() else []
-    # stage ends first, so a per-point checkpoint at the same step replaces them
-    for folder in sorted(folders, key=lambda p: (not p.name.startswith("stage-"), p.name)):
-        if not folder.is_dir() or not (folder / "config.json").exists():
-            continue
-        meta = _ckpt_meta(folder)
-        step = meta.get("step")
-        if step is None:
-            m = re.search(r"step-(\d+)", folder.name)
-            if not m:
-                continue
-            step = int(m.group(1))
-        found[int(step)] = Checkpoint(int(step), f"step {int(step)}", str(folder))
-    out = [found[s] for s in sorted(found)]
-    base = read_config(run).get("model")
-    if include_base and base and 0 not in found:
-        out.insert(0, Checkpoint(0, "step 0 (base)", str(base)))
-    return out
+    return list_run_checkpoints(run, include_base=include_base)
 
 
 def final_checkpoint(run: str | Path) -> Checkpoint | None:
@@ -210,14 +150,11 @@ def sample_table(run: str | Path, dynamics: pd.DataFrame | None = None,
         ``evidence``, ``siblings``) when there is a diagnosis.
     """
     run = Path(run)
-    cfg = read_config(run)
     dyn = read_dynamics(run) if dynamics is None else dynamics
-    last = dyn["point"].max()
-    final = dyn[dyn["point"] == last].drop_duplicates("id").set_index("id")
-    base = dyn[dyn["point"] == dyn["point"].min()].drop_duplicates("id").set_index("id")
+    final, base = final_rows(dyn), base_rows(dyn)
     ids = list(base.index)
     table = pd.DataFrame({"id": ids})
-    records = read_records_of_run(run, cfg)
+    records = read_records_of_run(run)
     table["prompt"] = [getattr(records.get(i), "prompt", None) for i in ids]
     table["response"] = [getattr(records.get(i), "response", None) for i in ids]
     table["sample_stage"] = [int(base.loc[i, "sample_stage"]) if "sample_stage" in base else 0 for i in ids]
@@ -232,8 +169,8 @@ def sample_table(run: str | Path, dynamics: pd.DataFrame | None = None,
         table = table.merge(hist, on="id", how="left")
     if "learned" not in table.columns:
         table["learned"] = table["exact"].astype(bool) if "exact" in table else False
-    truth = read_truth(cfg.get("world"))
-    table["planted_cause"] = [truth.get(i) for i in ids] if truth else None
+    truth = Run(run).truth() if (run / "config.json").is_file() else world_truth(None)
+    table["planted_cause"] = [truth.get(i) for i in ids] if not truth.empty else None
     diag = read_diagnosis(run) if diagnosis is True else (diagnosis if isinstance(diagnosis, pd.DataFrame) else None)
     if diag is not None:
         diag = diag.copy()
