@@ -18,7 +18,7 @@ In a notebook::
 
 from __future__ import annotations
 
-from typing import Any
+from ilpnb._lazy import lazy_exports
 
 from .interactions import (
     INTERACTION_SCHEMA,
@@ -45,12 +45,6 @@ __all__ = [
     "interactions_from_results",
 ]
 
-_LAZY = {"SampleInspector": ".sample_widget", "InteractionViewer": ".interaction_widget"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: the widget builders, imported on first use so that the states work where ipywidgets is absent
+_LAZY: dict[str, tuple[str, ...]] = {".sample_widget": ("SampleInspector",), ".interaction_widget": ("InteractionViewer",)}
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
