@@ -1,11 +1,23 @@
 """Benchmark: the wall-time cost of per-sample tracking during SFT.
 
-Runs the same SFT (the preset's world and base model, the preset's SFT settings, same seed)
-twice: with tracking at every evaluation point (``track="points"``: step 0, every epoch, the
-base model's and the final greedy outputs) and without any tracking (``track="none"``: plain
-``Trainer`` SFT). Both runs save no per-point model checkpoints (``checkpoints="none"``), so
-the difference is the measurement alone. Prints both wall times, the extra time in percent
-(target <= 15% at the ``default`` preset), and where the tracking time goes.
+Runs the same SFT (the preset's world and base model, the preset's SFT settings, same seed,
+a fixed budget) as:
+
+* plain ``Trainer`` SFT: no tracking at all (``track="none"``, ``train_stats=False``);
+* with the free in-training statistics only (``track="none"``: each trained sample's loss,
+  token accuracy and exact reproduction read off the training forward pass);
+* with tracking at every evaluation point (``track="points"``: step 0, every epoch, the base
+  model's and the final greedy outputs; multiple-choice options at ``all`` points and/or only
+  at the ``ends``), the in-training statistics included.
+
+No run saves per-point model checkpoints (``checkpoints="none"``), so the differences are the
+measurement alone. It also times the scoring of every sample's multiple-choice options on the
+base model, with the prompt encoded once and its key/value cache shared by the options
+against each (prompt, option) pair on its own. The last three lines printed are
+
+    in-training stats overhead: +N%                             (goal <= 3%)
+    evaluation tracking overhead (every epoch, options): +N%   (goal <= 15%)
+    option scoring with shared prompt: N.NN× faster than unshared   (goal >= 2×)
 
     .venv/bin/python benchmarks/bench_tracking_overhead.py [--preset default] [--repeats 2] [--threads 1]
                                                            [--json [PATH]]
@@ -53,6 +65,7 @@ def _instrument(spent: dict[str, float]) -> Callable[[], None]:
     wrap(tracking.Tracker, "_options", "  options (multiple choice)")
     wrap(tracking, "greedy_outputs", "  greedy outputs (base and final)")
     wrap(tracking, "score_continuations", "  teacher-forced scoring")
+    wrap(tracking, "score_shared_context", "    options, shared prompt")
     wrap(tracking, "js_divergence_bits", "  JS divergence to the base")
 
     def undo() -> None:
@@ -63,7 +76,7 @@ def _instrument(spent: dict[str, float]) -> Callable[[], None]:
 
 
 def _one(track: str, out: Path, base: Path, world: Path, preset: str, sft: dict[str, Any],
-         track_options: str = "all") -> tuple[float, dict[str, float]]:
+         track_options: str = "all", train_stats: bool = True) -> tuple[float, dict[str, float]]:
     from ilpnb.train.sft import run_sft
 
     spent: dict[str, float] = defaultdict(float)
@@ -71,12 +84,41 @@ def _one(track: str, out: Path, base: Path, world: Path, preset: str, sft: dict[
     try:
         start = time.perf_counter()
         run_sft(out, model=str(base), data=str(world / "sft.jsonl"), preset=preset, progress=False, track=track,
-                checkpoints="none", max_length=_max_length(preset),
+                checkpoints="none", max_length=_max_length(preset), train_stats=train_stats,
                 # a fixed budget: every arm trains the same steps, whatever it measures
                 sft={**sft, "converge": False}, track_options=track_options)
         return time.perf_counter() - start, dict(spent)
     finally:
         undo()
+
+
+def _option_scoring(base: Path, world: Path, preset: str, repeats: int) -> tuple[float, float, float]:
+    """Best-of-``repeats`` seconds to score every sample's options on the base model, unshared
+    and with a shared prompt, and the largest difference of the two scores (a check)."""
+    import numpy as np
+
+    from ilpnb.config import get_preset
+    from ilpnb.data.records import read_records
+    from ilpnb.models.registry import load_model_and_tokenizer
+    from ilpnb.probe.scoring import score_continuations, score_shared_context
+    from ilpnb.train.tracking import Tracker
+
+    model, tok = load_model_and_tokenizer(str(base))
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    bs = get_preset(preset).sft.batch_size
+    tracker = Tracker(tok, read_records(world / "sft.jsonl"), _max_length(preset), batch_size=max(32, 2 * bs))
+    pairs = [(o.prompt_ids, o.response_ids) for it in tracker.items for o in it.options]
+    if not pairs:
+        raise SystemExit(f"{world / 'sft.jsonl'}: no record has options; nothing to score")
+    best = {"unshared": float("inf"), "shared": float("inf")}
+    scores: dict[str, Any] = {}
+    for _ in range(repeats):
+        for name, fn in (("unshared", score_continuations), ("shared", score_shared_context)):
+            start = time.perf_counter()
+            scores[name] = fn(model, pairs, tracker.batch_size, tracker.pad_id).logprob
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best["unshared"], best["shared"], float(np.abs(scores["shared"] - scores["unshared"]).max())
 
 
 def _max_length(preset: str) -> int:
@@ -120,28 +162,41 @@ def main(argv: list[str] | None = None) -> None:
           f"({'pretrained now in ' + format(took, '.0f') + ' s' if took > 5 else 'cached'}); "
           f"torch threads {torch.get_num_threads()}; cache {os.environ.get('ILPNB_CACHE', '~/.cache/ilpnb')}")
     # warm-up (imports, first allocations) so that neither kind pays it
-    _one("none", tmp / "warmup", base, world, args.preset, {**sft, "epochs": 1})
-    kinds = [("none", "all")] + [("points", o) for o in args.track_options.split(",")]
-    times: dict[tuple[str, str], list[float]] = {k: [] for k in kinds}
-    spent: dict[tuple[str, str], dict[str, float]] = {}
+    _one("none", tmp / "warmup", base, world, args.preset, {**sft, "epochs": 1}, train_stats=False)
+    Kind = tuple[str, str, bool]  # (track, track_options, train_stats)
+    plain_kind: Kind = ("none", "all", False)
+    stats_kind: Kind = ("none", "all", True)
+    kinds: list[Kind] = [plain_kind, stats_kind] + [("points", o, True) for o in args.track_options.split(",")]
+    times: dict[Kind, list[float]] = {k: [] for k in kinds}
+    spent: dict[Kind, dict[str, float]] = {}
     for k in range(args.repeats):
         for kind in kinds:
-            track, options = kind
-            wall, where = _one(track, tmp / f"{track}-{options}-{k}", base, world, args.preset, sft, options)
+            track, options, stats = kind
+            wall, where = _one(track, tmp / f"{track}-{options}-{int(stats)}-{k}", base, world, args.preset, sft,
+                               options, stats)
             times[kind].append(wall)
             if wall == min(times[kind]):
                 spent[kind] = where
-            print(f"  run {k + 1} track={track:<6} track_options={options:<4} {wall:7.1f} s")
-    plain = min(times[("none", "all")])
+            print(f"  run {k + 1} track={track:<6} track_options={options:<4} train_stats={stats!s:<5} {wall:7.1f} s")
+    unshared, shared, diff = _option_scoring(base, world, args.preset, max(3, args.repeats))
+    plain = min(times[plain_kind])
+    pct = {kind: 100 * (min(times[kind]) - plain) / plain for kind in kinds}
     every = sft.get("eval_every", cfg.eval_every)
     every = "epoch" if every == "epoch" else f"{every} steps"
     figures = [figure("plain_sft_s", f"plain SFT at `{args.preset}` ({n} samples, no tracking)", plain, "s",
-                      digits=1, note=f"best of {args.repeats}")]
-    for kind in kinds[1:]:
+                      digits=1, note=f"best of {args.repeats}"),
+               figure("overhead_train_stats_pct", "in-training per-sample statistics overhead (no extra pass)",
+                      pct[stats_kind], "%", digits=1, signed=True,
+                      note=f"{min(times[stats_kind]):.1f} s vs {plain:.1f} s plain SFT; best of {args.repeats}; "
+                           "goal <= 3%"),
+               figure("shared_prompt_option_speedup", "option scoring with the prompt's key/value cache shared",
+                      unshared / shared, "×", digits=2,
+                      note=f"{shared:.2f} s vs {unshared:.2f} s unshared on the base model; goal >= 2×")]
+    for kind in kinds[2:]:
         tracked = min(times[kind])
         where = "at every point" if kind[1] == "all" else "at step 0 and stage ends"
         figures.append(figure(f"overhead_options_{kind[1]}_pct", f"tracking overhead, evaluation every {every}, "
-                              f"multiple-choice options {where}", 100 * (tracked - plain) / plain, "%",
+                              f"multiple-choice options {where}", pct[kind], "%",
                               digits=0, signed=True,
                               note=f"{tracked:.1f} s vs {plain:.1f} s plain SFT; best of {args.repeats}; "
                                    "target <= 15%"))
@@ -151,11 +206,17 @@ def main(argv: list[str] | None = None) -> None:
     for kind in kinds[1:]:
         tracked = min(times[kind])
         extra = tracked - plain
-        print(f"SFT with tracking, options at {kind[1]:<4}      {tracked:7.1f} s: extra {extra:5.1f} s = "
-              f"{100 * extra / plain:5.1f}%  (target <= 15%)")
-        for label, secs in spent[kind].items():
-            print(f"    {label:<36} {secs:7.2f} s  ({100 * secs / plain:5.1f}% of plain SFT)")
-
+        label = "in-training stats only      " if kind == stats_kind else f"tracking, options at {kind[1]:<4}   "
+        print(f"SFT with {label}      {tracked:7.1f} s: extra {extra:5.1f} s = {100 * extra / plain:5.1f}%")
+        for name, secs in spent[kind].items():
+            print(f"    {name:<36} {secs:7.2f} s  ({100 * secs / plain:5.1f}% of plain SFT)")
+    print(f"option scoring on the base model: unshared {unshared:.2f} s, shared prompt {shared:.2f} s "
+          f"(largest score difference {diff:.1e})")
+    every_kind = next((k for k in kinds[2:] if k[1] == "all"), kinds[-1])
+    what = "options" if every_kind[1] == "all" else "options at ends"
+    print(f"in-training stats overhead: {pct[stats_kind]:+.0f}%")
+    print(f"evaluation tracking overhead (every {every}, {what}): {pct[every_kind]:+.0f}%")
+    print(f"option scoring with shared prompt: {unshared / shared:.2f}× faster than unshared")
 
 if __name__ == "__main__":
     main()

@@ -5,17 +5,23 @@ pair the continuation's log-probability, token accuracy and whether greedy decod
 reproduce it exactly (every teacher-forced argmax equals the target token), optionally with
 the full predictive distribution at the first continuation token. This is the measuring
 instrument of the knowledge probes and of per-sample SFT tracking.
+
+:func:`score_shared_context` gives the same numbers for pairs that share their context (the
+multiple-choice options of one question): each distinct context is encoded once, and its
+key/value cache (transformers' ``Cache``, expanded over the options with
+``reorder_cache``) is reused for every continuation that follows it.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["Scores", "score_continuations", "option_probabilities"]
+__all__ = ["Scores", "score_continuations", "score_shared_context", "option_probabilities"]
 
 
 @dataclass
@@ -125,6 +131,127 @@ def score_continuations(
     if was_training:
         model.train()
     return Scores(logprob=logprob, n_tokens=n_tok, n_correct=n_ok, first_logprobs=first)
+
+
+def _context_groups(pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[int]]:
+    """Indices of the pairs grouped by identical context, groups sorted by context length."""
+    by: dict[tuple[int, ...], list[int]] = {}
+    for i, (ctx, cont) in enumerate(pairs):
+        if len(ctx) == 0:
+            raise ValueError(f"pair {i}: empty context; a continuation needs at least one token before it")
+        if len(cont) == 0:
+            raise ValueError(f"pair {i}: empty continuation; there is nothing to score")
+        by.setdefault(tuple(ctx), []).append(i)
+    return sorted(by.values(), key=lambda g: (len(pairs[g[0]][0]), max(len(pairs[i][1]) for i in g)))
+
+
+def _chunks(groups: list[list[int]], rows: int) -> list[list[list[int]]]:
+    """Consecutive groups holding at most ``rows`` continuations together (one group at least)."""
+    out: list[list[list[int]]] = []
+    size = 0
+    for g in groups:
+        if out and size + len(g) <= rows:
+            out[-1].append(g)
+            size += len(g)
+        else:
+            out.append([g])
+            size = len(g)
+    return out
+
+
+def _cache_keyword(model: torch.nn.Module) -> str | None:
+    """The forward's name for the key/value cache (``cache`` in transformers 5,
+    ``past_key_values`` before), or None when it takes no cache or no ``position_ids``."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft model: its base's forward
+    params = inspect.signature(inner.forward).parameters
+    if "position_ids" not in params:
+        return None
+    return next((k for k in ("cache", "past_key_values") if k in params), None)
+
+
+def _shared_batch(model: torch.nn.Module, pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
+                  groups: list[list[int]], pad_id: int, device: torch.device, cache_kw: str
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One batch: the contexts left-padded and encoded once, then every continuation scored on
+    the cache expanded over its group's rows. Returns per continuation row the log-probability
+    sum, the token count and the correct-argmax count (rows in the order of ``groups``)."""
+    ctxs = [list(pairs[g[0]][0]) for g in groups]
+    width = max(len(c) for c in ctxs)
+    ids = torch.full((len(ctxs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ctxs), width), dtype=torch.long)
+    for row, c in enumerate(ctxs):  # left padding: every context ends in the last column
+        ids[row, width - len(c):] = torch.tensor(c)
+        mask[row, width - len(c):] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+    last, cache = out.logits[:, -1].float(), getattr(out, cache_kw)
+    owner = torch.tensor([k for k, g in enumerate(groups) for _ in g], device=device)
+    conts = [list(pairs[i][1]) for g in groups for i in g]
+    cwidth = max(len(c) for c in conts)
+    cids = torch.full((len(conts), cwidth), pad_id, dtype=torch.long)
+    cmask = torch.zeros((len(conts), cwidth), dtype=torch.long)
+    for row, c in enumerate(conts):
+        cids[row, : len(c)] = torch.tensor(c)
+        cmask[row, : len(c)] = 1
+    cids, cmask = cids.to(device), cmask.to(device)
+    cache.reorder_cache(owner)  # one copy of its context's keys and values per continuation
+    lengths = mask.sum(-1)[owner]
+    cpos = lengths[:, None] + torch.arange(cwidth, device=device)[None, :]
+    logits = model(input_ids=cids, attention_mask=torch.cat([mask[owner], cmask], dim=1), position_ids=cpos,
+                   use_cache=True, **{cache_kw: cache}).logits.float()
+    # token 0 is predicted by the context's last position, token j by continuation position j-1
+    logits = torch.cat([last[owner].unsqueeze(1), logits[:, :-1]], dim=1)
+    sel = cmask.bool()
+    tok_lp = logits.gather(-1, cids.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    ok = (logits.argmax(-1) == cids) & sel
+    return (tok_lp * sel).sum(-1).double(), sel.sum(-1), ok.sum(-1)
+
+
+@torch.inference_mode()
+def score_shared_context(
+    model: torch.nn.Module,
+    pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
+    batch_size: int = 32,
+    pad_id: int = 0,
+) -> Scores:
+    """:func:`score_continuations` for pairs sharing contexts, each context encoded once.
+
+    Pairs with identical context ids (e.g. the options of one multiple-choice question) form
+    a group; a batch encodes its groups' contexts (left-padded, position ids from the
+    attention mask), expands the key/value cache over the continuations, and scores them all
+    in a second pass. Equal to :func:`score_continuations` up to float rounding; for a model
+    whose forward takes no ``position_ids`` / ``past_key_values`` it falls back to it.
+
+    Args:
+        model: a causal LM returning ``.logits`` and ``.past_key_values``.
+        pairs: ``(context_ids, continuation_ids)``, both non-empty.
+        batch_size: continuations per forward pass (groups are never split).
+        pad_id: id used for padding (masked out by the attention mask).
+
+    Returns:
+        :class:`Scores` in the order of ``pairs`` (no first-token distributions).
+    """
+    n = len(pairs)
+    logprob = np.zeros(n, dtype=np.float64)
+    n_tok = np.zeros(n, dtype=np.int64)
+    n_ok = np.zeros(n, dtype=np.int64)
+    groups = _context_groups(pairs)
+    cache_kw = _cache_keyword(model)
+    if cache_kw is None:  # no position ids / no cache in this model's forward
+        return score_continuations(model, pairs, batch_size, pad_id)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        for chunk in _chunks(groups, max(1, batch_size)):
+            lp, nt, nc = _shared_batch(model, pairs, chunk, pad_id, device, cache_kw)
+            idx = [i for g in chunk for i in g]
+            logprob[idx], n_tok[idx], n_ok[idx] = lp.cpu().numpy(), nt.cpu().numpy(), nc.cpu().numpy()
+    finally:
+        if was_training:
+            model.train()
+    return Scores(logprob=logprob, n_tokens=n_tok, n_correct=n_ok)
 
 
 def option_probabilities(option_logprobs: np.ndarray) -> np.ndarray:

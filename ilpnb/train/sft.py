@@ -7,8 +7,11 @@ registered short name or a Hugging Face name) on SFT records, stage after stage 
 Before any update (step 0) and at every evaluation point it measures every sample of every
 stage (:class:`ilpnb.train.tracking.Tracker`) and writes ``RUN/dynamics.parquet``; it
 saves model checkpoints (each beside ``ilpnb_checkpoint.json``), ``RUN/samples.parquet``
-(learned at the end, first learned, forgetting events) and ``RUN/truncation.json``. An
-interrupted run continues with ``resume=True``.
+(learned at the end, first learned, forgetting events) and ``RUN/truncation.json``. From the
+training forward passes themselves (no extra pass) it records every trained sample's loss,
+token accuracy and exact reproduction at each optimizer step, ``RUN/train_dynamics.parquet``
+(:mod:`ilpnb.train.train_stats`: forgetting events, the cartography map). An interrupted run
+continues with ``resume=True``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from ilpnb.train.format import encode_pair
 from ilpnb.train.plan import ResampleOnDrop, relabelled, stage_examples
 from ilpnb.train.trainer import NonFiniteLossError, SFTTrainer, TrackingCallback, collate, epoch_of
 from ilpnb.train.tracking import Tracker, greedy_outputs
+from ilpnb.quiet import quiet
 
 __all__ = ["SFTJob", "run_sft", "load_dynamics", "resolve_job"]
 
@@ -52,6 +56,7 @@ class SFTJob:
     checkpoints: str = "points"  # "points", "stages" or "none"
     track_options: str = "all"  # "all" points or "ends" (step 0, stage ends, final)
     track: str = "points"  # "points": every sample at every point; "ends": step 0 and the end; "none": no dynamics
+    train_stats: bool = True  # per-sample loss / accuracy / exact read off the training forward pass (train_dynamics)
     plan: dict[str, Any] | None = None  # a mitigation plan (see ilpnb.mitigate.interventions.Plan)
     max_samples: int | None = None  # a seeded subset of the records (order kept), e.g. a smoke run on a real set
 
@@ -374,6 +379,7 @@ class _Run:
             )
             pad = self.tok.pad_token_id
             self.trainer = SFTTrainer(model=self.model, args=args, train_dataset=data, ordered=cfg.ordered, sampler=sampler,
+                                      train_stats=self.job.train_stats,
                                       data_collator=lambda f: collate(f, pad),
                                       callbacks=[TrackingCallback(self._on_point(interrupt_after_point), cfg.eval_every)])
             self.trainer.last_good_checkpoint = self.last_good
@@ -485,20 +491,43 @@ class _Run:
 
     def _write_schedule(self, point: int) -> None:
         """Store which samples were trained at which step since the previous point
-        (``RUN/schedule/point-XXXX.parquet``; gathered from every rank)."""
+        (``RUN/schedule/point-XXXX.parquet``) and their in-training statistics
+        (``RUN/train_dynamics/point-XXXX.parquet``); both gathered from every rank."""
         pairs = self.trainer.pop_trained() if self.trainer is not None else []
+        stats = self.trainer.pop_stats() if self.trainer is not None else []
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             gathered: list[Any] = [None] * torch.distributed.get_world_size()
-            torch.distributed.all_gather_object(gathered, pairs)
-            pairs = [p for part in gathered for p in part]
+            torch.distributed.all_gather_object(gathered, (pairs, stats))
+            pairs = [p for part in gathered for p in part[0]]
+            stats = [r for part in gathered for r in part[1]]
         if _rank() != 0:
             return
         table = pd.DataFrame({"id": [str(self.records[i].id) for _, i in pairs],
                               "step": [self.offset + s for s, _ in pairs], "stage": str(self.stage), "point": point})
-        path = self.folder.path / "schedule" / f"point-{point:04d}.parquet"
+        self._write_part("schedule", point, table.sort_values(["step", "id"], kind="stable"))
+        if stats:
+            self._write_part("train_dynamics", point, self._stats_table(stats, point))
+
+    def _stats_table(self, rows: list[dict[str, Any]], point: int) -> pd.DataFrame:
+        """The in-training statistics rows of one point, keyed by sample id and run-wide step."""
+        raw = pd.DataFrame(rows)
+        table = pd.DataFrame({"id": [str(self.records[i].id) for i in raw["idx"]],
+                              "sample_stage": [int(self.records[i].stage) for i in raw["idx"]],
+                              "step": self.offset + raw["step"], "stage": str(self.stage),
+                              "epoch": raw["epoch"].round(6), "point": point})
+        for col in ("loss", "token_acc", "p_gold"):
+            table[col] = raw[col].astype(float)
+        table["exact"] = raw["exact"].astype(bool)
+        table["n_tokens"] = raw["n_tokens"].astype(int)
+        return table.sort_values(["step", "id"], kind="stable").reset_index(drop=True)
+
+    def _write_part(self, name: str, point: int, table: pd.DataFrame) -> None:
+        """Write ``RUN/NAME/point-XXXX.parquet`` atomically (a point redone after a resume
+        trains the same batches again and replaces it)."""
+        path = self.folder.path / name / f"point-{point:04d}.parquet"
         path.parent.mkdir(exist_ok=True)
-        tmp = path.with_suffix(".tmp")  # a point redone after a resume trains the same batches again
-        table.sort_values(["step", "id"], kind="stable").to_parquet(tmp, index=False)
+        tmp = path.with_suffix(".tmp")
+        table.to_parquet(tmp, index=False)
         os.replace(tmp, path)
 
     def _remeasure_as_end(self, point: int, step: int, epoch: float) -> None:
@@ -515,8 +544,16 @@ class _Run:
 
     def finish(self) -> None:
         """Assemble ``dynamics.parquet`` (the final point was measured with its outputs and
-        options at the end of training: no second pass here)."""
-        if self.job.track == "none" or _rank() != 0:
+        options at the end of training: no second pass here), ``schedule.parquet`` and
+        ``train_dynamics.parquet`` (these two in every tracking mode)."""
+        if _rank() != 0:
+            return
+        for name in ("schedule", "train_dynamics"):
+            parts = sorted((self.folder.path / name).glob("point-*.parquet"))
+            if parts:
+                pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True).to_parquet(
+                    self.folder.path / f"{name}.parquet", index=False)
+        if self.job.track == "none":
             return
         dyn = load_dynamics(self.folder.path)
         last = dyn["point"].max()
@@ -532,10 +569,6 @@ class _Run:
                 dict(zip((r.id for r in self.records), self.base_outputs)))
         dyn.loc[at_last, "output"] = final[at_last]
         dyn.to_parquet(self.folder.path / "dynamics.parquet", index=False)
-        parts = sorted((self.folder.path / "schedule").glob("point-*.parquet"))
-        if parts:
-            pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True).to_parquet(
-                self.folder.path / "schedule.parquet", index=False)
         summarize_samples(dyn, self.job.sft.criterion).to_parquet(self.folder.path / "samples.parquet", index=False)
 
 
@@ -544,6 +577,7 @@ def _latest_checkpoint(folder: Path) -> str | None:
     return str(found[-1]) if found else None
 
 
+@quiet()  # no transformers bar per checkpoint saved or loaded (the Trainer's own bar stays)
 def run_sft(out: str | Path, model: str | None = None, data: str | None = None, world: str | Path | None = None,
             preset: str = "default", sft: dict[str, Any] | None = None, resume: bool = False, progress: bool = True,
             interrupt_after_point: int | None = None, **job: Any) -> Path:

@@ -10,7 +10,8 @@ of them with teacher forcing (one forward pass per batch, no generation):
 * for records with ``options``, when asked: the probability that the model picks the gold
   option among gold + distractors (``mc_p_gold``), the top option, and pass@N for each N
   (the chance that N answers drawn from that distribution contain the gold one,
-  ``1 - (1 - p)**N``, computed exactly);
+  ``1 - (1 - p)**N``, computed exactly); a sample's prompt is encoded once and its key/value
+  cache reused for all its distractors (:func:`ilpnb.probe.scoring.score_shared_context`);
 * optionally the greedy output text (used at the base and the final point; generated only
   for the samples not reproduced exactly — an exact one's greedy output is its response).
 
@@ -29,7 +30,7 @@ import pandas as pd
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from ilpnb.probe.scoring import option_probabilities, score_continuations
+from ilpnb.probe.scoring import option_probabilities, score_continuations, score_shared_context
 from ilpnb.train.format import Encoded, encode_pair
 
 __all__ = ["Tracker", "js_divergence_bits", "greedy_outputs"]
@@ -202,7 +203,7 @@ class Tracker:
         table = np.full((len(items), width), -np.inf)
         table[:, 0] = gold_lp
         if pairs:
-            lp = score_continuations(model, pairs, self.batch_size, self.pad_id).logprob
+            lp = score_shared_context(model, pairs, self.batch_size, self.pad_id).logprob  # one prompt pass each
             col = np.ones(len(items), dtype=int)
             for j, k in enumerate(owner):
                 table[k, col[k]] = lp[j]

@@ -5,7 +5,9 @@
 * :class:`TrackingCallback` — measures every sample at each evaluation point (each epoch,
   or every K steps), writes the rows, and saves model checkpoints for later analyses;
 * :func:`collate` — pads a batch (labels with -100) and carries the samples' indices, so the
-  trainer records at which optimizer step every sample was trained (the training schedule).
+  trainer records at which optimizer step every sample was trained (the training schedule)
+  and, from the same forward pass, each sample's loss, token accuracy and exact reproduction
+  at that step (:mod:`ilpnb.train.train_stats`; no extra forward pass).
 
 Everything else (DDP through ``torchrun`` / ``accelerate launch``, gradient accumulation,
 mixed precision, resuming from a checkpoint) is the ``Trainer``'s own.
@@ -20,6 +22,8 @@ from typing import Any
 import torch
 from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback
+
+from ilpnb.train.train_stats import StatsRecorder
 
 __all__ = ["NonFiniteLossError", "SFTTrainer", "TrackingCallback", "collate"]
 
@@ -56,18 +60,26 @@ class SFTTrainer(Trainer):
         *args, **kwargs: as for ``Trainer``.
     """
 
-    def __init__(self, *args: Any, ordered: bool = False, sampler: Any = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, ordered: bool = False, sampler: Any = None, train_stats: bool = True,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.ordered = ordered
         self.plan_sampler = sampler
         self.last_good_checkpoint: str | None = None
         #: (optimizer step, sample index) of every example trained since the last :meth:`pop_trained`
         self.trained: list[tuple[int, int]] = []
+        #: per-sample statistics of the training forward passes (None: not recorded)
+        self.stats: StatsRecorder | None = StatsRecorder() if train_stats else None
 
     def pop_trained(self) -> list[tuple[int, int]]:
         """The (step, sample index) pairs trained since the last call (this process's share)."""
         out, self.trained = self.trained, []
         return out
+
+    def pop_stats(self) -> list[dict[str, Any]]:
+        """The in-training statistics rows since the last call (this process's share; see
+        :class:`ilpnb.train.train_stats.StatsRecorder`); empty when not recorded."""
+        return self.stats.pop() if self.stats is not None else []
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         if self.plan_sampler is not None:
@@ -80,11 +92,17 @@ class SFTTrainer(Trainer):
                      num_items_in_batch: Any = None) -> Any:
         weight = inputs.pop("weight", None)
         idx = inputs.pop("idx", None)
-        if idx is not None and model.training:  # the step this micro-batch's gradient goes into
-            step = self.state.global_step + 1
+        step = self.state.global_step + 1  # the step this micro-batch's gradient goes into
+        record = idx is not None and model.training
+        if record:
             self.trained.extend((step, int(i)) for i in idx.tolist())
+        keep = record and self.stats is not None  # the statistics are read off this forward pass's logits
+        labels_in = inputs.get("labels")
         if weight is None:
-            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            result = super().compute_loss(model, inputs, return_outputs or keep, num_items_in_batch)
+            if keep:
+                self.stats.add(step, float(self.state.epoch or 0.0), idx, result[1].logits, labels_in)
+                result = result if return_outputs else result[0]
         else:
             labels = inputs.pop("labels")
             outputs = model(**inputs)
@@ -96,6 +114,8 @@ class SFTTrainer(Trainer):
             mask = (target != -100).float()
             per_sample = (tok * mask).sum(1) / mask.sum(1).clamp(min=1)
             loss = (per_sample * weight.to(per_sample.device)).sum() / weight.sum().clamp(min=1e-8)
+            if keep:
+                self.stats.add(step, float(self.state.epoch or 0.0), idx, outputs.logits, labels)
             result = (loss, outputs) if return_outputs else loss
         loss_value = result[0] if isinstance(result, tuple) else result
         if not torch.isfinite(loss_value.detach()).all():

@@ -65,3 +65,15 @@ def test_torchrun_two_processes_equal_one(smoke: Smoke, tmp_path: Path) -> None:
                                   pd.read_parquet(one / "schedule.parquet").sort_values(key).reset_index(drop=True))
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "two" / "samples.parquet"),
                                   pd.read_parquet(one / "samples.parquet"), check_exact=False, atol=1e-4)
+    # the in-training statistics of both ranks, gathered: every trained (sample, step) once, equal to the
+    # 1-process ones (the first step to float32 rounding: the same weights, batched differently)
+    td_two = pd.read_parquet(tmp_path / "two" / "train_dynamics.parquet").sort_values(key).reset_index(drop=True)
+    td_one = pd.read_parquet(one / "train_dynamics.parquet").sort_values(key).reset_index(drop=True)
+    assert not td_two.duplicated(key).any() and len(td_two) == 12 * 2
+    same = ["step", "id", "stage", "point", "epoch", "sample_stage", "n_tokens"]
+    pd.testing.assert_frame_equal(td_two[same], td_one[same])
+    first = td_two["step"] == 1
+    for col in ("loss", "token_acc", "p_gold"):
+        np.testing.assert_allclose(td_two.loc[first, col], td_one.loc[first, col], rtol=1e-5, atol=1e-6, err_msg=col)
+        np.testing.assert_allclose(td_two[col], td_one[col], rtol=1e-3, atol=1e-4, err_msg=col)
+    assert td_two["exact"].tolist() == td_one["exact"].tolist()

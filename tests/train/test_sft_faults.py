@@ -114,8 +114,10 @@ def test_nan_loss_in_a_later_stage_names_a_checkpoint_of_the_first(smoke: Smoke,
     real = trainer_module.Trainer.compute_loss
 
     def poisoned(self, model, inputs, *args, **kwargs):
-        loss = real(self, model, inputs, *args, **kwargs)
-        return loss * torch.nan if self.args.output_dir.endswith("stage-1") and self.state.global_step >= 1 else loss
+        result = real(self, model, inputs, *args, **kwargs)  # (loss, outputs) when the outputs are asked for
+        if not (self.args.output_dir.endswith("stage-1") and self.state.global_step >= 1):
+            return result
+        return (result[0] * torch.nan, *result[1:]) if isinstance(result, tuple) else result * torch.nan
 
     monkeypatch.setattr(trainer_module.Trainer, "compute_loss", poisoned)
     with pytest.raises(NonFiniteLossError) as err:
