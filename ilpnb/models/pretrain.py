@@ -32,6 +32,7 @@ from transformers import (
 from ilpnb.config import ModelConfig, PretrainConfig, to_dict
 from ilpnb.models.tiny import build_tiny_model
 from ilpnb.models.tokenizer import train_tokenizer
+from ilpnb.quiet import quiet
 
 __all__ = ["cache_root", "base_model_key", "pack_documents", "pretrain_base_model", "read_corpus"]
 
@@ -149,8 +150,9 @@ def pretrain_base_model(
         trainer.train()
         seconds = time.perf_counter() - start
         final = work / "model"
-        net.save_pretrained(final, safe_serialization=True)
-        tok.save_pretrained(final)
+        with quiet():  # no `Writing model shards` bar
+            net.save_pretrained(final, safe_serialization=True)
+            tok.save_pretrained(final)
         meta = {
             "model": to_dict(model),
             "pretrain": to_dict(pretrain),

@@ -30,6 +30,8 @@ from typing import Any
 
 import torch
 
+from ilpnb.quiet import quiet
+
 __all__ = [
     "MODELS",
     "ModelNotFoundError",
@@ -134,6 +136,7 @@ def _dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
     return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
 
 
+@quiet()  # no load/save progress bars: the conversion happens once, and says nothing useful
 def _convert_gguf(gguf: Path, target: Path, key: dict[str, Any]) -> None:
     """Dequantise a GGUF file into a plain safetensors folder at ``target``, atomically."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -251,6 +254,7 @@ def _offline() -> bool:
                for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
+@quiet()  # no `Loading weights` bar per load; transformers' real warnings still show
 def load_model_and_tokenizer(
     name_or_path: str | Path,
     dtype: torch.dtype = torch.float32,
