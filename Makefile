@@ -23,11 +23,12 @@ STAMP := $(VENV)/.ilpnb-installed
 CONSTRAINTS := $(VENV)/ilpnb-constraints.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lab bench figures browser-deps clean distclean
+.PHONY: help install run lint test test-fast lab bench figures browser-deps clean distclean
 
 help:
 	@echo "make run        execute the notebooks (PRESET=$(PRESET)) into a new runs/ folder"
-	@echo "make test       install, then run the whole test suite"
+	@echo "make lint       ruff check (also the first step of make test and make test-fast)"
+	@echo "make test       install, then ruff and the whole test suite"
 	@echo "make test-fast  unit tier only (no notebooks, no browser, no slow tests)"
 	@echo "make lab        JupyterLab on notebooks/"
 	@echo "make bench      run every script in benchmarks/"
@@ -65,10 +66,18 @@ browser-deps:
 	  echo "warning: could not install chromium; the browser test will be skipped"; \
 	else echo "note: chromium missing and not root; the browser test will be skipped"; fi
 
+# ruff first (its rules and the files it leaves alone: [tool.ruff] in pyproject.toml)
+LINT := $(VENV)/bin/ruff check ilpnb tests benchmarks tools
+
+lint: $(STAMP)
+	$(LINT)
+
 test: $(STAMP) browser-deps
+	$(LINT)
 	$(VPY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
+	$(LINT)
 	$(VPY) -m pytest -q -p no:cacheprovider -m "not notebooks and not browser and not slow" $(PYTEST_ARGS)
 
 lab: $(STAMP)

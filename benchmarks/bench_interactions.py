@@ -75,8 +75,15 @@ def best(fn, repeats: int) -> tuple[float, object]:
 
 
 def bench_end_to_end(model, tok, n: int, batch: int, repeats: int) -> dict:
-    from ilpnb.interactions import (ValueFunction, compute_interactions, encode_prompt,
-                                    fit_and_or, keep_matrix, mask_embeddings, word_players)
+    from ilpnb.interactions import (
+        ValueFunction,
+        compute_interactions,
+        encode_prompt,
+        fit_and_or,
+        keep_matrix,
+        mask_embeddings,
+        word_players,
+    )
 
     prompt = prompt_of(n)
     enc = encode_prompt(tok, prompt)
@@ -109,8 +116,14 @@ def bench_end_to_end(model, tok, n: int, batch: int, repeats: int) -> dict:
 def bench_shapiq(model, tok, n: int, batch: int, repeats: int) -> dict:
     import shapiq
 
-    from ilpnb.interactions import (ValueFunction, and_interactions, compute_interactions, encode_prompt,
-                                    subset_tuple, word_players)
+    from ilpnb.interactions import (
+        ValueFunction,
+        and_interactions,
+        compute_interactions,
+        encode_prompt,
+        subset_tuple,
+        word_players,
+    )
 
     prompt = prompt_of(n)
     enc = encode_prompt(tok, prompt)

@@ -13,8 +13,6 @@ import pandas as pd
 import pytest
 from script_loader import load_script
 
-
-
 bd = load_script("benchmarks/bench_diagnosis.py", "bench_diagnosis")
 CAUSES = bd.CAUSES
 

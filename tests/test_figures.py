@@ -9,11 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from ilpnb.figures import add_json_option, figure, write_results
 from script_loader import load_script
 
-
+from ilpnb.figures import add_json_option, figure, write_results
 
 tf = load_script("tools/figures.py", "tools_figures")
 

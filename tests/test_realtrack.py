@@ -209,7 +209,6 @@ def test_cli_sft_smoke_preset_runs_offline_without_nan(offline: Path, tmp_path: 
     preset: full fine-tuning at lr 1e-3) on 4 FAQ samples: works offline, finite everywhere."""
     pytest.importorskip("ilpnb.train.cli")
     from ilpnb.cli import main
-    from ilpnb.data.records import write_records
 
     # the issue's command as it stands: the registered data set, the real track's smoke settings
     # (LoRA, a seeded subset of --max-samples records; here 4 to keep the test short)

@@ -24,8 +24,8 @@ from ilpnb.causes import CAUSES, UNATTRIBUTED
 from ilpnb.diagnose.base import REGISTRY, DiagnosisContext
 from ilpnb.diagnose.evidence import EvidenceSettings, model_evidence
 from ilpnb.diagnose.schedule import forgetting_table, interferers, read_schedule
-from ilpnb.diagnose.thresholds import ATTRIBUTE, EVIDENCE_FLOOR
 from ilpnb.diagnose.similarity import find_siblings
+from ilpnb.diagnose.thresholds import ATTRIBUTE, EVIDENCE_FLOOR
 from ilpnb.probe.criteria import learned as learned_rows
 from ilpnb.train.derived import summarize_samples
 

@@ -66,8 +66,8 @@ from .players import (
     split_words,
     word_players,
 )
-from .result import InteractionResult
 from .report import describe_dynamics, describe_stopping, heldout_table
+from .result import InteractionResult
 from .settings import DYNAMICS_PRESETS, TARGETS, DynamicsConfig, dynamics_config
 from .stopping import (
     STOP_RULES,

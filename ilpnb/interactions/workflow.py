@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import quiet_loading, list_checkpoints
+from .checkpoints import list_checkpoints, quiet_loading
 from .settings import dynamics_config
 from .sweep import WORK, DynamicsTables, interaction_dynamics
 

@@ -8,7 +8,12 @@ import pytest
 
 from ilpnb.data import packaged
 from ilpnb.data.packaged import (
-    DATASETS, DatasetNotInstalledError, PackagedDataset, draw_distractors, load_dataset_by_name, resolve_data,
+    DATASETS,
+    DatasetNotInstalledError,
+    PackagedDataset,
+    draw_distractors,
+    load_dataset_by_name,
+    resolve_data,
 )
 from ilpnb.data.records import SFTRecord, validate_records, write_records
 

@@ -28,9 +28,9 @@ from ilpnb.interactions import (  # noqa: E402
     interaction_dynamics,
     list_checkpoints,
     select_checkpoints,
+    sweep,
     track_sets,
 )
-from ilpnb.interactions import sweep  # noqa: E402
 from ilpnb.plots import interactions as plots  # noqa: E402
 
 FAST = {"max_players": 4, "and_or_iterations": 50}
