@@ -24,6 +24,7 @@ import torch
 from transformers import DataCollatorForLanguageModeling, PrinterCallback, Trainer, TrainingArguments
 
 from ilpnb.models.pretrain import cache_root, pack_documents
+from ilpnb.quiet import quiet
 
 __all__ = ["knowledge_documents", "continued_pretraining"]
 
@@ -91,8 +92,9 @@ def continued_pretraining(base: str | Path, knowledge: list[str], general: list[
             trainer.remove_callback(PrinterCallback)
         trainer.train()
         final = work / "model"
-        model.save_pretrained(final)
-        tok.save_pretrained(final)
+        with quiet():  # no `Writing model shards` bar
+            model.save_pretrained(final)
+            tok.save_pretrained(final)
         meta = {"base": str(base), "knowledge_docs": len(knowledge), "general_docs": n_general, "mix": mix,
                 "epochs": epochs, "lr": lr, "seed": seed}
         (final / "ilpnb_cpt.json").write_text(json.dumps(meta, indent=1) + "\n")
