@@ -19,6 +19,7 @@ import pandas as pd
 from ilpnb.config import Preset, get_preset, to_dict
 from ilpnb.data.world import generate_world
 from ilpnb.models.pretrain import pretrain_base_model, pretrain_info
+from ilpnb.quiet import quiet
 from ilpnb.runs import RunFolder
 
 __all__ = ["open_or_create_run", "ensure_world", "ensure_base_model", "ensure_probe_report", "load_base_model"]
@@ -78,6 +79,7 @@ def ensure_base_model(run: str | Path, preset: str | Preset, progress: bool = Tr
     return path
 
 
+@quiet()  # no `Loading weights` bar
 def load_base_model(path: str | Path) -> tuple[Any, Any]:
     """Load a saved model folder with the Auto classes (model in eval mode, tokenizer)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
