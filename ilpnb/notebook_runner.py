@@ -7,7 +7,10 @@ working directory. Executed copies go to ``RUN/notebooks/``. ``build_index`` wri
 an HTML rendering and its figures inline, so results can be read without starting Jupyter.
 
 A notebook's executed copy records its outcome in its metadata (papermill's own, plus an
-``ilpnb`` entry written by the runner); resuming skips notebooks that finished cleanly.
+``ilpnb`` entry written by the runner); resuming skips notebooks that finished cleanly. By
+default the run stops at the first failure; ``keep_going=True`` runs every notebook and then
+raises one :class:`NotebooksFailedError` naming each failed notebook, so a test tier (or a
+person) sees every failure on its own rather than one error for the whole run.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ilpnb.runs import RunFolder, default_runs_dir, new_run_name
 
 __all__ = [
     "NotebookError",
+    "NotebooksFailedError",
     "ParametersCellError",
     "run_notebooks",
     "build_index",
@@ -37,6 +41,9 @@ __all__ = [
 ]
 
 _INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+# The kernel's own log (not the notebook's output) at ERROR: at WARNING it prints, for every
+# notebook, that a kernel on this machine talks to papermill over unencrypted local TCP.
+_KERNEL_ARGS = ("--IPKernelApp.log_level=ERROR",)
 
 
 class NotebookError(RuntimeError):
@@ -51,6 +58,24 @@ class NotebookError(RuntimeError):
         super().__init__(message)
         self.notebook = notebook
         self.executed = executed
+
+
+class NotebooksFailedError(NotebookError):
+    """Some notebooks of a ``keep_going`` run failed; the others ran to the end.
+
+    Attributes:
+        run: the run folder (its ``index.html`` shows every notebook's status).
+        failures: one :class:`NotebookError` per failed notebook, in run order; ``notebook``
+            and ``executed`` are those of the first.
+    """
+
+    def __init__(self, run: Path, failures: Sequence[NotebookError]) -> None:
+        names = ", ".join(f.notebook for f in failures)
+        lines = "\n".join(f"  {f}".replace("\n", "\n  ") for f in failures)
+        super().__init__(f"{len(failures)} notebook(s) failed in {run}: {names}\n{lines}",
+                         notebook=failures[0].notebook, executed=failures[0].executed)
+        self.run = run
+        self.failures = list(failures)
 
 
 class ParametersCellError(ValueError):
@@ -222,6 +247,7 @@ def run_notebooks(
     resume: bool = False,
     kernel_name: str | None = None,
     progress: bool = True,
+    keep_going: bool = False,
 ) -> Path:
     """Execute the numbered notebooks in order into a run folder and write its index.
 
@@ -239,6 +265,9 @@ def run_notebooks(
         kernel_name: Jupyter kernel to use; by default one running this interpreter.
         progress: show a bar over notebooks, papermill's bar over cells, and a line per
             notebook with its time (on stderr).
+        keep_going: after a failed notebook, run the next ones anyway (they may fail in
+            turn when they need its results) and raise :class:`NotebooksFailedError` at the
+            end; by default the run stops at the first failure.
 
     Returns:
         The run folder (absolute); its ``index.html`` shows the results.
@@ -248,6 +277,7 @@ def run_notebooks(
             every notebook before anything runs).
         RunExistsError, ConfigMismatchError: from :meth:`RunFolder.create`.
         NotebookError: a notebook failed; the run stops, ``index.html`` is still written.
+        NotebooksFailedError: with ``keep_going``, after every notebook ran, when any failed.
     """
     from papermill import execute_notebook
     from tqdm.auto import tqdm
@@ -265,6 +295,7 @@ def run_notebooks(
     (run_path / "figures").mkdir(parents=True, exist_ok=True)
 
     bar = tqdm(paths, desc="notebooks", unit="nb", disable=not progress, file=sys.stderr)
+    failures: list[NotebookError] = []
     try:
         for path in bar:
             name = path.stem
@@ -284,6 +315,7 @@ def run_notebooks(
                         language="python",
                         progress_bar=progress,
                         cwd=str(cwd),
+                        extra_arguments=list(_KERNEL_ARGS),  # a copy: nbclient appends to it
                     )
             except BaseException as err:
                 elapsed = time.perf_counter() - start
@@ -297,17 +329,23 @@ def run_notebooks(
                     if executed.exists()
                     else "it failed before papermill wrote an executed copy"
                 )
-                raise NotebookError(
+                failure = NotebookError(
                     f"notebook {path.name} failed after {elapsed:.1f} s: {reason}\n{where}",
                     notebook=name,
                     executed=executed,
-                ) from err
+                )
+                if not keep_going:
+                    raise failure from err
+                failures.append(failure)
+                continue
             elapsed = time.perf_counter() - start
             _mark(executed, {"status": "ok", "elapsed_s": elapsed, "preset": preset})
             _say(progress, f"{name}: ok in {elapsed:.1f} s")
     finally:
         bar.close()
         build_index(run_path)
+    if failures:
+        raise NotebooksFailedError(run_path, failures)
     return run_path
 
 

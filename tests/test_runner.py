@@ -246,3 +246,25 @@ def test_build_index_alone_reports_states(tmp_path: Path) -> None:
     assert index == run.resolve() / "index.html"
     assert "incomplete" in page and "not run" in page and "01_b" in page
     assert "figures/loose.png" in page and "unknown" in page  # no env.json: said so
+
+
+def test_keep_going_runs_every_notebook_and_names_each_failure(repo: Path, tmp_path: Path) -> None:
+    from ilpnb.notebook_runner import NotebooksFailedError
+
+    _write(repo / "notebooks", "01_count", GATED, COUNT.format(name="01"))
+    _write(repo / "notebooks", "02_after", COUNT.format(name="02"))
+    _write(repo / "notebooks", "03_also", 'raise KeyError("second boom")')
+    out = tmp_path / "runs" / "r5"
+    with pytest.raises(NotebooksFailedError) as info:
+        run_notebooks("smoke", out=out, notebooks_dir=repo / "notebooks", progress=False, keep_going=True)
+    run = out.resolve()
+    assert info.value.run == run
+    assert [f.notebook for f in info.value.failures] == ["01_count", "03_also"]
+    assert info.value.notebook == "01_count"  # a NotebookError like the stopping run's
+    assert "boom" in str(info.value) and "second boom" in str(info.value)
+    assert _count(run, "02") == 1  # ran after the failure
+    states = {n: notebook_status(run / "notebooks" / f"{n}.ipynb")[0]
+              for n in ("00_alpha", "01_count", "02_after", "03_also")}
+    assert states == {"00_alpha": "ok", "01_count": "failed", "02_after": "ok", "03_also": "failed"}
+    page = (run / "index.html").read_text()
+    assert "second boom" in page and "not run" not in page
