@@ -78,6 +78,12 @@ HARMLESS_LOGS: tuple[HarmlessLog, ...] = (
 
 HARMLESS_WARNINGS: tuple[HarmlessWarning, ...] = (
     HarmlessWarning(
+        FutureWarning,
+        r"`is_gradient_checkpointing` is deprecated",
+        "peft reads this transformers property when it wraps a model for LoRA; the deprecation "
+        "is between those two libraries, and ilpnb does not use the property",
+    ),
+    HarmlessWarning(
         UserWarning,
         r"Cannot (dis|en)able progress bars: environment variable `HF_HUB_DISABLE_PROGRESS_BARS",
         "the hub says its environment variable wins over quiet(); that is what the user asked for",
