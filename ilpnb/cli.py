@@ -95,12 +95,20 @@ def _probe(args: argparse.Namespace) -> int:
 @arguments(lambda p: (_preset_arg(p),
                       p.add_argument("--only", help="comma-separated notebook numbers, e.g. 00,01"),
                       p.add_argument("--out", help="run folder (default: runs/<preset>-<time>)"),
-                      p.add_argument("--resume", action="store_true", help="continue an interrupted run")))
+                      p.add_argument("--resume", action="store_true", help="continue an interrupted run"),
+                      p.add_argument("--keep-going", action="store_true",
+                                     help="run the later notebooks after one fails; report every failure at the end")))
 def _run(args: argparse.Namespace) -> int:
-    from ilpnb.notebook_runner import run_notebooks
+    from ilpnb.notebook_runner import NotebookError, NotebooksFailedError, run_notebooks
 
     only = [s.strip() for s in args.only.split(",")] if args.only else None
-    path = run_notebooks(preset=args.preset, out=args.out, only=only, resume=args.resume)
+    try:
+        path = run_notebooks(preset=args.preset, out=args.out, only=only, resume=args.resume,
+                             keep_going=args.keep_going)
+    except NotebookError as err:  # the message names each failed notebook and its executed copy
+        run = err.run if isinstance(err, NotebooksFailedError) else err.executed.parent.parent
+        print(f"ilpnb run: {err}\nResults: {run / 'index.html'}", file=sys.stderr)
+        return 1
     print(f"Results: {Path(path) / 'index.html'}")
     return 0
 
