@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ilpnb.data.records import SFTRecord
+from ilpnb.runs import Run, base_rows, final_rows
 
 __all__ = [
     "REAL_TRACK",
@@ -268,13 +269,13 @@ def run_overview(sft_run: str | Path) -> pd.Series:
     """What a real-track run did, measured from its folder: model, samples, points, settings,
     truncation, the mean response loss at step 0 and at the end, and the mean per-point loss
     change over the last points (near 0 = converged; clearly negative = still learning)."""
-    from ilpnb.train.sft import load_dynamics
-
-    sft_run = Path(sft_run)
-    cfg = json.loads((sft_run / "config.json").read_text())
+    run = Run(sft_run)
+    sft_run, cfg = run.path, run.config
     trunc = json.loads((sft_run / "truncation.json").read_text()) if (sft_run / "truncation.json").exists() else {}
-    dyn = load_dynamics(sft_run)
-    samples = pd.read_parquet(sft_run / "samples.parquet")
+    dyn = run.dynamics()
+    samples = run.samples()
+    if samples is None:
+        raise FileNotFoundError(f"{sft_run / 'samples.parquet'}: missing; the fine-tuning run has not finished")
     by_point = dyn.groupby("point")["loss"].mean()
     sft = cfg["sft"]
     return pd.Series({
@@ -306,8 +307,7 @@ def unlearned_by_criterion(dyn: pd.DataFrame) -> pd.DataFrame:
     th = Thresholds()
     rule = {"exact": "greedy output = gold answer", "token_acc": f"token accuracy >= {th.token_acc}",
             "loss": f"loss <= {th.loss} nats/token", "mc": f"pass@{th.mc_n} >= {th.mc_threshold} (gold vs distractors)"}
-    base = dyn[dyn["point"] == dyn["point"].min()]
-    end = dyn[dyn["point"] == dyn["point"].max()]
+    base, end = base_rows(dyn), final_rows(dyn)
     rows = []
     for c in CRITERIA:
         lb, le = learned(base, c).to_numpy(), learned(end, c).to_numpy()
@@ -327,13 +327,9 @@ def unlearned_examples(sft_run: str | Path, diagnosis: pd.DataFrame, k: int = 5,
     Unlearned samples are listed with attributed causes first, then by final loss (highest
     first); texts are clipped to ``width`` characters.
     """
-    from ilpnb.data.packaged import resolve_data
-    from ilpnb.train.sft import load_dynamics
-
-    cfg = json.loads((Path(sft_run) / "config.json").read_text())
-    recs = {r.id: r for r in resolve_data(cfg["data"])}
-    dyn = load_dynamics(sft_run)
-    end = dyn[dyn["point"] == dyn["point"].max()].set_index("id")
+    run = Run(sft_run)
+    recs = {r.id: r for r in run.records()}
+    end = run.final()
     un = diagnosis[~diagnosis["learned"].astype(bool)].copy()
     un["_attributed"] = un["cause"] != "unattributed"
     un["_loss"] = un["id"].map(end["loss"])
@@ -355,11 +351,9 @@ def unlearned_examples(sft_run: str | Path, diagnosis: pd.DataFrame, k: int = 5,
 def pick_prompts(sft_run: str | Path, k: int) -> list[str]:
     """Ids of ``k`` samples to follow with interactions: the most and least improved by SFT
     (loss drop from step 0 to the end), alternating, shorter questions first among ties."""
-    from ilpnb.train.sft import load_dynamics
-
-    dyn = load_dynamics(sft_run)
-    base = dyn[dyn["point"] == dyn["point"].min()].set_index("id")["loss"]
-    end = dyn[dyn["point"] == dyn["point"].max()].set_index("id")["loss"]
+    run = Run(sft_run)
+    dyn = run.dynamics()
+    base, end = run.base(dyn)["loss"], run.final(dyn)["loss"]
     drop = (base - end).sort_values(ascending=False)
     order, lo, hi = [], 0, len(drop) - 1
     while lo <= hi and len(order) < k:
@@ -395,20 +389,19 @@ def ensure_interactions(sft_run: str | Path, k: int | None = None, players: int 
     Returns:
         The folder holding the results.
     """
-    from ilpnb.data.packaged import resolve_data
     from ilpnb.interactions import InteractionResult, compute_interactions, load_checkpoint
     from ilpnb.models.registry import load_model_and_tokenizer
     from ilpnb.train.format import encode_pair
 
-    sft_run = Path(sft_run)
-    cfg = json.loads((sft_run / "config.json").read_text())
+    run = Run(sft_run)
+    sft_run, cfg = run.path, run.config
     s = real_settings(cfg.get("preset", "default"))
     k, players, target_tokens = k or s.prompts, players or s.players, target_tokens or s.target_tokens
     folder = sft_run / "interactions"
     ids = pick_prompts(sft_run, k)
     todo = [i for i in ids if not ((folder / f"base-{i}.json").exists() and (folder / f"tuned-{i}.json").exists())]
     if todo:
-        recs = {r.id: r for r in resolve_data(cfg["data"])}
+        recs = {r.id: r for r in run.records()}
         base, tok = load_model_and_tokenizer(cfg["model"])
         targets = {i: encode_pair(tok, recs[i].prompt, recs[i].response).response_ids[:target_tokens] for i in todo}
         found: dict[str, InteractionResult] = {}

@@ -20,6 +20,8 @@ from typing import Any
 
 import nbformat
 
+from ilpnb.runs import read_config
+
 __all__ = ["build_index", "notebook_status", "notebook_figures"]
 
 _EMBED_LIMIT = 5_000_000  # bytes; larger saved figures are linked, not embedded
@@ -191,7 +193,7 @@ def build_index(run_path: str | Path) -> Path:
         run_path: the run folder.
     """
     run = Path(run_path).resolve()
-    config = _load_json(run / "config.json")
+    config = read_config(run, missing_ok=True)  # never raises: the page says what is there
     env = _load_json(run / "env.json")
     e = html.escape
     rows, sections = [], []

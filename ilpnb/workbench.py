@@ -20,7 +20,7 @@ from ilpnb.config import Preset, get_preset, to_dict
 from ilpnb.data.world import generate_world
 from ilpnb.models.pretrain import pretrain_base_model, pretrain_info
 from ilpnb.quiet import quiet
-from ilpnb.runs import RunFolder
+from ilpnb.runs import RunFolder, read_truth_file
 
 __all__ = ["open_or_create_run", "ensure_world", "ensure_base_model", "ensure_probe_report", "load_base_model"]
 
@@ -32,7 +32,7 @@ def _preset(preset: str | Preset) -> Preset:
 def open_or_create_run(run: str | Path, preset: str | Preset) -> RunFolder:
     """Open the run folder ``run``, or start it with the preset's configuration."""
     path = Path(run)
-    if (path / "config.json").exists():
+    if (path / "config.json").is_file():
         return RunFolder.open(path)
     p = _preset(preset)
     return RunFolder.create(path, {"kind": "workbench", "preset": p.name, "settings": to_dict(p)})
@@ -140,9 +140,13 @@ def ensure_sft(run: str | Path, preset: str | Preset, seed: int = 0, name: str |
 
 
 def read_truth(world_dir: str | Path) -> pd.Series:
-    """Planted cause per sample id, from ``WORLD/truth.jsonl`` (for reports and scoring only)."""
-    truth = pd.read_json(Path(world_dir) / "truth.jsonl", lines=True, dtype={"id": str})
-    return truth.set_index("id")["planted_cause"]
+    """Planted cause per sample id, from ``WORLD/truth.jsonl`` (for reports and scoring only).
+
+    Raises:
+        FileNotFoundError: The world has no ``truth.jsonl``.
+        ValueError: A bad line (file and line named).
+    """
+    return read_truth_file(Path(world_dir) / "truth.jsonl")
 
 
 def world_overview(world_dir: str | Path) -> pd.DataFrame:

@@ -12,7 +12,14 @@ import pandas as pd
 import pytest
 
 from ilpnb.data.records import RecordError
-from ilpnb.runs import Checkpoint, Run, base_rows, final_rows, read_truth_file, world_truth
+from ilpnb.runs import (
+    Checkpoint,
+    Run,
+    base_rows,
+    final_rows,
+    read_truth_file,
+    world_truth,
+)
 
 IDS = ["a", "b", "c"]
 CAUSES = {"a": "none", "b": "missing_knowledge", "c": "left_forgetting"}
@@ -167,10 +174,10 @@ def test_not_a_run_names_the_folder(tmp_path: Path) -> None:
         read_truth_file(tmp_path / "truth.jsonl")
     (tmp_path / "config.json").write_text("[1]")
     with pytest.raises(ValueError, match="config.json: expected a JSON object"):
-        Run(tmp_path).config
+        _ = Run(tmp_path).config
     (tmp_path / "config.json").write_text("{")
     with pytest.raises(ValueError, match="config.json: not readable as JSON"):
-        Run(tmp_path).config
+        _ = Run(tmp_path).config
 
 
 def test_records_errors_name_the_file(run: dict) -> None:

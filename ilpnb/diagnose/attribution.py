@@ -12,7 +12,6 @@ learned samples get ``none``. :func:`write_diagnosis` saves ``RUN/diagnosis.parq
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -23,25 +22,17 @@ import pandas as pd
 from ilpnb.causes import CAUSES, UNATTRIBUTED
 from ilpnb.diagnose.base import REGISTRY, DiagnosisContext
 from ilpnb.diagnose.evidence import EvidenceSettings, model_evidence
-from ilpnb.diagnose.schedule import forgetting_table, interferers, read_schedule
+from ilpnb.diagnose.schedule import forgetting_table, interferers
 from ilpnb.diagnose.similarity import find_siblings
 from ilpnb.diagnose.thresholds import ATTRIBUTE, EVIDENCE_FLOOR
 from ilpnb.probe.criteria import learned as learned_rows
+from ilpnb.runs import Run
 from ilpnb.train.derived import summarize_samples
 
 __all__ = ["build_context", "diagnose", "write_diagnosis", "cause_split", "CAUSE_ORDER"]
 
 #: The causes in order (:data:`ilpnb.causes.CAUSES`, under the name this module always exported).
 CAUSE_ORDER = CAUSES
-
-
-def _records_table(run: Path, config: dict[str, Any]) -> pd.DataFrame:
-    from ilpnb.data.packaged import resolve_data
-
-    recs = resolve_data(config["data"])
-    table = pd.DataFrame([{"id": str(r.id), "prompt": r.prompt, "response": r.response, "stage": int(r.stage),
-                           "options": list(r.options or [])} for r in recs])
-    return table.set_index("id")
 
 
 def _probe_file(config: dict[str, Any], probes: str | Path | None) -> Path | None:
@@ -93,25 +84,22 @@ def build_context(run: str | Path, criterion: str | None = None, probes: str | P
         evidence: how the base model is questioned (:class:`EvidenceSettings`; default
             settings when None; ``False``: no model evidence, the tables alone).
     """
-    from ilpnb.train.sft import load_dynamics
-
-    run = Path(run)
-    config = json.loads((run / "config.json").read_text())
+    reader = Run(run)
+    run, config = reader.path, reader.config
     criterion = criterion or config.get("sft", {}).get("criterion", "exact")
-    dyn = load_dynamics(run).copy()
+    dyn = reader.dynamics()
     dyn["id"] = dyn["id"].astype(str)
-    records = _records_table(run, config)
+    records = reader.records_table()
     samples = summarize_samples(dyn, criterion).set_index("id")
     dyn = dyn.sort_values(["point"])
     dyn["_learned"] = learned_rows(dyn, criterion).to_numpy()
     flags = {sid: g["_learned"].to_numpy() for sid, g in dyn.groupby("id", sort=False)}
     steps = dyn.drop_duplicates("point").sort_values("point")["step"].tolist()
-    base = dyn[dyn["point"] == dyn["point"].min()].set_index("id")
-    final = dyn[dyn["point"] == dyn["point"].max()].set_index("id")
+    base, final = reader.base(dyn), reader.final(dyn)
     ctx = DiagnosisContext(records=records, dynamics=dyn, samples=samples, base=base, final=final,
                            siblings=find_siblings(records, sibling_threshold))
     ctx.info.update({"learned_flags": flags, "steps": steps, "criterion": criterion})
-    schedule = read_schedule(run)
+    schedule = reader.schedule()
     forgetting = forgetting_table(dyn, dyn["_learned"], schedule)
     ctx.info["forgetting"] = forgetting
     if evidence is not False:

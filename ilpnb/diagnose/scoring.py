@@ -11,27 +11,14 @@ sample wrongly diagnosed with it still costs the recall of its true cause).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ilpnb.diagnose.attribution import CAUSE_ORDER
+from ilpnb.runs import read_truth_file  # re-exported: the one truth.jsonl reader
 
 __all__ = ["DiagnosisScore", "score_diagnosis", "read_truth_file"]
-
-
-def read_truth_file(path: str | Path) -> pd.Series:
-    """``truth.jsonl`` as a Series id -> planted cause.
-
-    Raises:
-        ValueError: a line without ``id`` or ``planted_cause`` (file and line named).
-    """
-    rows = pd.read_json(path, lines=True, dtype={"id": str})
-    for col in ("id", "planted_cause"):
-        if col not in rows:
-            raise ValueError(f"{path}: no '{col}' field (expected lines like {{\"id\": ..., \"planted_cause\": ...}})")
-    return rows.set_index("id")["planted_cause"]
 
 
 @dataclass

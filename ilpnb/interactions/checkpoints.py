@@ -20,13 +20,13 @@ import random
 import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ilpnb.data.records import SFTRecord, read_records
+from ilpnb.runs import Checkpoint, Run  # Checkpoint: re-exported, the one checkpoint type
 
 __all__ = [
     "Checkpoint",
@@ -39,71 +39,29 @@ __all__ = [
     "select_checkpoints",
 ]
 
-_POINT = re.compile(r"^point-(\d+)-step-(\d+)$")
-_STAGE = re.compile(r"^stage-(.+)-end$")
 _LINKED = ("lives_in", "country")
 _PROBE = re.compile(r"^\s*Q:\s*(.*?)\s*A:\s*$", re.S)
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    """One model along a fine-tuning run.
-
-    Attributes:
-        step: Optimisation steps since the base model (0 for the base).
-        name: ``base``, ``point-XXXX-step-YYYYYY`` or ``stage-S-end``.
-        path: The model folder (or a model name for the base).
-        epoch: Epoch within its stage (NaN for the base).
-        lora: Whether the folder holds LoRA adapters over ``base_model``.
-        base_model: The base model of the run.
-    """
-
-    step: int
-    name: str
-    path: str
-    epoch: float = float("nan")
-    lora: bool = False
-    base_model: str = ""
-
-
 def list_checkpoints(run: str | Path) -> list[Checkpoint]:
-    """The base model and the saved checkpoints of a fine-tuning run, in step order.
+    """The base model and the saved checkpoints of a fine-tuning run, in step order
+    (:meth:`ilpnb.runs.Run.checkpoints`, which must find a base model and a saved checkpoint).
 
     Raises:
-        FileNotFoundError: ``run`` has no ``config.json`` or no saved checkpoint.
+        FileNotFoundError: ``run`` has no ``config.json``, names no model, or has no saved checkpoint.
     """
     run = Path(run)
-    cfg_path = run / "config.json"
-    if not cfg_path.is_file():
+    if not (run / "config.json").is_file():
         raise FileNotFoundError(f"{run}: not a fine-tuning run folder (no config.json)")
-    cfg = json.loads(cfg_path.read_text())
-    if "model" not in cfg:
+    reader = Run(run)
+    if "model" not in reader.config:
         raise FileNotFoundError(f"{run}: config.json names no model; is this an `ilpnb sft` run?")
-    base = str(cfg["model"])
-    lora = bool(cfg.get("sft", {}).get("lora", False))
-    found: dict[int, Checkpoint] = {}
-    stage_ends: list[Checkpoint] = []
-    folder = run / "checkpoints"
-    for sub in sorted(folder.iterdir()) if folder.is_dir() else []:
-        meta_path = sub / "ilpnb_checkpoint.json"
-        if not sub.is_dir() or not meta_path.is_file():
-            continue
-        meta = json.loads(meta_path.read_text())
-        ck = Checkpoint(step=int(meta["step"]), name=sub.name, path=str(sub),
-                        epoch=float(meta.get("epoch", float("nan"))), lora=bool(meta.get("lora", lora)),
-                        base_model=str(meta.get("base_model", base)))
-        if _POINT.match(sub.name):
-            found.setdefault(ck.step, ck)
-        elif _STAGE.match(sub.name):
-            stage_ends.append(ck)
-    for ck in stage_ends:
-        found.setdefault(ck.step, ck)
-    found.pop(0, None)
-    if not found:
+    found = reader.checkpoints()
+    if len(found) < 2:
         raise FileNotFoundError(
             f"{run}: no saved checkpoints (checkpoints/point-*-step-*); fine-tune with "
             "checkpoints='points' (the default) and eval_every set to get some")
-    return [Checkpoint(0, "base", base, lora=False, base_model=base)] + [found[s] for s in sorted(found)]
+    return found
 
 
 def select_checkpoints(checkpoints: Sequence[Checkpoint], steps: Sequence[int] | str | None) -> list[Checkpoint]:

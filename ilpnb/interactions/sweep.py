@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from ilpnb.data.records import SFTRecord, write_records
+from ilpnb.runs import Run
 
 from .andor import AndOrConfig
 from .checkpoints import (
@@ -182,7 +183,7 @@ def reference_model(run: str | Path, config: DynamicsConfig) -> str | None:
         return None
     if config.reference != "auto":
         return config.reference
-    cfg = json.loads((Path(run) / "config.json").read_text())
+    cfg = Run(run).config
     world = cfg.get("world")
     if not world:
         return None
@@ -259,7 +260,7 @@ def _resolve_prompts(run: Path, work: Path, prompts: str | Path | Sequence[SFTRe
         return list(prompts) if not isinstance(prompts, (str, Path)) else read_prompts(prompts)
     if _from_file(work) and (work / "prompts.jsonl").is_file():  # resuming with the prompts given before
         return read_prompts(work / "prompts.jsonl")
-    cfg = json.loads((run / "config.json").read_text())
+    cfg = Run(run).config
     if cfg.get("world"):
         return heldout_prompts(cfg["world"], config.n_prompts, config.seed)
     raise ValueError(f"{run}: not a world run, so there are no default held-out prompts; "
@@ -298,7 +299,7 @@ def interaction_dynamics(run: str | Path, prompts: str | Path | Sequence[SFTReco
     run = Path(run)
     all_ck = list_checkpoints(run)
     chosen = select_checkpoints(all_ck, checkpoints)
-    run_cfg = json.loads((run / "config.json").read_text())
+    run_cfg = Run(run).config
     if config is None:
         config = dynamics_config(preset or run_cfg.get("preset", "default"), **changes)
     elif changes:

@@ -18,7 +18,6 @@ difference per seed. Finished arms are skipped when the experiment is run again.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import pandas as pd
 
 from ilpnb.causes import CAUSES
 from ilpnb.mitigate.interventions import DEFAULT_METHOD, Plan, build_plan
+from ilpnb.runs import Run
 
 __all__ = ["run_mitigation", "summarize", "t_interval", "load_results"]
 
@@ -35,10 +35,10 @@ __all__ = ["run_mitigation", "summarize", "t_interval", "load_results"]
 def _fixed_budget(run: Path, config: dict[str, Any]) -> dict[str, Any]:
     """SFT overrides that give every arm the same compute: a fixed number of epochs per stage
     (the most the diagnosed run trained in any stage until it converged), never a stop of its own."""
-    path = run / "convergence.json"
+    convergence = Run(run).convergence()
     epochs = int(config["sft"]["epochs"])
-    if path.exists():
-        stages = json.loads(path.read_text()).get("stages", [])
+    if convergence is not None:
+        stages = convergence.get("stages", [])
         trained = [s["epoch"] for s in stages if s.get("epoch")]
         if trained:
             epochs = max(1, math.ceil(max(trained) - 1e-9))
@@ -61,19 +61,14 @@ def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, f
 
 
 def _inputs(run: Path) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, dict[str, str], dict[str, float]]:
-    from ilpnb.diagnose.attribution import _records_table
-    from ilpnb.train.sft import load_dynamics
-
-    config = json.loads((run / "config.json").read_text())
-    path = run / "diagnosis.parquet"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: the run is not diagnosed yet; run `ilpnb diagnose {run}` first")
-    diagnosis = pd.read_parquet(path)
-    diagnosis["id"] = diagnosis["id"].astype(str)
-    records = _records_table(run, config)
-    dyn = load_dynamics(run)
-    base = dyn[dyn["point"] == dyn["point"].min()].set_index("id")
-    final = dyn[dyn["point"] == dyn["point"].max()].set_index("id")
+    reader = Run(run)
+    config, diagnosis = reader.config, reader.diagnosis()
+    if diagnosis is None:
+        raise FileNotFoundError(f"{run / 'diagnosis.parquet'}: the run is not diagnosed yet; "
+                                f"run `ilpnb diagnose {run}` first")
+    records = reader.records_table()
+    dyn = reader.dynamics()
+    base, final = reader.base(dyn), reader.final(dyn)
     base_answer = {i: a for i, a in base.get("base_top_answer", pd.Series(dtype=object)).items() if isinstance(a, str)}
     return config, diagnosis, records, base_answer, final["token_acc"].astype(float).to_dict()
 

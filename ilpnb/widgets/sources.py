@@ -17,10 +17,10 @@ from typing import Any
 
 import pandas as pd
 
+from ilpnb.causes import CAUSES  # re-exported: the causes, in the order of the score_<cause> columns
 from ilpnb.runs import Checkpoint, Run, base_rows, final_rows, list_run_checkpoints, world_truth
 from ilpnb.runs import read_config as _read_config
 from ilpnb.runs import read_dynamics as _read_dynamics
-from ilpnb.causes import CAUSES  # re-exported: the causes, in the order of the score_<cause> columns
 
 __all__ = [
     "CAUSES",
