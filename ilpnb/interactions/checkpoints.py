@@ -91,17 +91,12 @@ def select_checkpoints(checkpoints: Sequence[Checkpoint], steps: Sequence[int] |
 
 @contextlib.contextmanager
 def quiet_loading(quiet: bool = True) -> Iterator[None]:
-    """Hide transformers' per-load progress bars for the duration (restored after)."""
-    from transformers.utils import logging as hf_logging
+    """Hide transformers' per-load progress bars and the harmless warnings of
+    :mod:`ilpnb.quiet` (peft's deprecation note on LoRA loads) for the duration (restored after)."""
+    from ilpnb.quiet import quiet as _quiet
 
-    was = hf_logging.is_progress_bar_enabled()
-    if quiet and was:
-        hf_logging.disable_progress_bar()
-    try:
+    with _quiet() if quiet else contextlib.nullcontext():
         yield
-    finally:
-        if quiet and was:
-            hf_logging.enable_progress_bar()
 
 
 def load_checkpoint(checkpoint: Checkpoint | str | Path, quiet: bool = True) -> tuple[Any, Any]:
