@@ -10,6 +10,17 @@ Log-odds are computed stably from the logits ``z``: ``log p - log(1-p) = z_y -
 logsumexp_{k≠y} z_k`` (the shared normaliser cancels), so neither ``p≈1`` nor ``p≈0``
 loses precision. Only the logits of the needed positions are materialised (``logits_to_keep``).
 
+Shared prefix: every masked input of a prompt begins with the same tokens, those before the
+first player's first token (the chat template's system and user header, unplayed words),
+since only players' tokens are ever masked. By default (``prefix_cache=True``) that prefix is
+run once (batch 1, with the cache on) and each batch runs only the rest of the sequence with
+the prefix's key/value cache (a :class:`transformers.DynamicCache`, copied and repeated over
+the batch, since a forward appends to it) and ``position_ids`` counting on from the prefix.
+No padding is used, so no attention mask is passed: the model's causal mask covers prefix +
+rest from the cache length. Values equal the bare forward's to float rounding. Without a
+prefix (first player at position 0) or on a model whose forward takes no cache, the bare path
+runs.
+
 Memory: :meth:`ValueFunction.all_subsets` builds the masked embeddings one batch at a time
 (``batch_size`` rows; by default chosen from a memory budget by :func:`auto_batch_size`) and
 keeps only the ``2^n`` scalar values, so peak memory is bounded by the batch, not by ``2^n``.
@@ -17,6 +28,7 @@ keeps only the ``2^n`` scalar values, so peak memory is bounded by the batch, no
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -127,12 +139,19 @@ class ValueFunction:
         tokenizer: Needed to tokenize a response string and to decode the target.
         batch_size: Rows per forward pass; ``None`` chooses it with :func:`auto_batch_size`.
         memory_budget: Bytes per batch for the automatic choice.
+        prefix_cache: Run the tokens before the first player once and reuse their key/value
+            cache for every coalition (see the module docstring); ``False`` runs every
+            masked sequence in full.
+
+    Attributes:
+        prefix_len: Tokens served from the prefix cache (0 = the bare path is used).
     """
 
     def __init__(self, model: Any, encoding: PromptEncoding, players: Sequence[Player],
                  baseline: str | torch.Tensor | np.ndarray = "zero",
                  target: str | int | Sequence[int] | None = None, tokenizer: Any = None,
-                 batch_size: int | None = None, memory_budget: int | None = None) -> None:
+                 batch_size: int | None = None, memory_budget: int | None = None,
+                 prefix_cache: bool = True) -> None:
         self.model = model
         self.encoding = encoding
         self.players = list(players)
@@ -147,6 +166,9 @@ class ValueFunction:
             self.embeds = emb_layer(ids[None])[0].detach()  # (L, d)
         self.owner = token_player_index(self.players, ids.shape[0]).to(self.device)
         self._fwd_kwargs = self._forward_kwargs(model)
+        self._cache_arg = self._cache_kwarg(model)
+        self.prefix_cache = bool(prefix_cache)
+        self.prefix_len = self._shared_prefix_len() if self.prefix_cache and self._cache_arg else 0
         if resp_ids is None:
             if target is None:
                 with eval_mode(model), torch.no_grad():
@@ -167,6 +189,7 @@ class ValueFunction:
         if batch_size < 1:
             raise InteractionInputError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
+        self._prefix = self._prefix_cache() if self.prefix_len else None
 
     def _response_ids(self, target: Any, tokenizer: Any) -> torch.Tensor | None:
         if target is None or isinstance(target, (int, np.integer)):
@@ -194,10 +217,57 @@ class ValueFunction:
             kwargs["logits_to_keep"] = 0  # filled per call
         return kwargs
 
-    def _logits(self, embeds: torch.Tensor, n_keep: int) -> torch.Tensor:
+    @staticmethod
+    def _cache_kwarg(model: Any) -> str | None:
+        """Name of the forward's key/value-cache argument, or ``None`` (no prefix cache)."""
+        if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+            return None
+        try:
+            params = inspect.signature(model.forward).parameters
+        except (TypeError, ValueError):
+            return None
+        if "use_cache" not in params or "position_ids" not in params:
+            return None
+        return next((name for name in ("cache", "past_key_values") if name in params), None)
+
+    def _shared_prefix_len(self) -> int:
+        """Tokens before the first player's first token (identical in every masked input)."""
+        played = torch.nonzero(self.owner >= 0)
+        return int(played[0, 0]) if played.numel() else 0
+
+    def _prefix_cache(self) -> Any:
+        """The prefix's key/value cache (batch 1), run once when the value function is built.
+
+        Built outside inference mode, so its tensors are ordinary ones that :meth:`evaluate`
+        can also use under autograd (the baseline fit): the prefix holds no player, so it is
+        a constant. Returns ``None`` and sets ``prefix_len = 0`` (the bare path) when the model
+        returns no cache that can be repeated over a batch.
+        """
+        kwargs: dict[str, Any] = {"use_cache": True}
+        if "logits_to_keep" in self._fwd_kwargs:
+            kwargs["logits_to_keep"] = 1
+        with torch.inference_mode(False), torch.no_grad(), eval_mode(self.model):
+            out = self.model(inputs_embeds=self.embeds[None, :self.prefix_len].clone(), **kwargs)
+        cache = getattr(out, self._cache_arg, None)
+        if cache is None or not callable(getattr(cache, "batch_repeat_interleave", None)):
+            self.prefix_len = 0
+            return None
+        return cache
+
+    def _batch_cache(self, batch: int) -> Any:
+        """A fresh copy of the prefix cache repeated ``batch`` times (a forward appends to it)."""
+        cache = copy.deepcopy(self._prefix)
+        cache.batch_repeat_interleave(batch)
+        return cache
+
+    def _logits(self, embeds: torch.Tensor, n_keep: int, cache: Any = None) -> torch.Tensor:
         kwargs = dict(self._fwd_kwargs)
         if "logits_to_keep" in kwargs:
             kwargs["logits_to_keep"] = n_keep
+        if cache is not None:
+            start = self.prefix_len
+            kwargs[self._cache_arg] = cache
+            kwargs["position_ids"] = torch.arange(start, start + embeds.shape[1], device=self.device)[None]
         logits = self.model(inputs_embeds=embeds, **kwargs).logits
         return logits[:, -n_keep:]
 
@@ -213,12 +283,14 @@ class ValueFunction:
         """
         keep = torch.as_tensor(keep, dtype=torch.bool, device=self.device)
         base = self.baseline if baseline is None else baseline
-        embeds = mask_embeddings(self.embeds, self.owner, keep, base)
+        cache = self._batch_cache(int(keep.shape[0])) if self.prefix_len else None
+        start = self.prefix_len
+        embeds = mask_embeddings(self.embeds[start:], self.owner[start:], keep, base)
         r = self.n_logits
         if self.target.kind == "response":
-            logits = self._logits(embeds, r + 1)[:, :-1]  # positions predicting the response
+            logits = self._logits(embeds, r + 1, cache)[:, :-1]  # positions predicting the response
         else:
-            logits = self._logits(embeds, 1)
+            logits = self._logits(embeds, 1, cache)
         return log_odds(logits, self.target_ids[None]).sum(dim=-1)
 
     def __call__(self, keep: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -38,7 +38,8 @@ def _capture(model):
 
 @pytest.mark.parametrize("baseline", ["zero", "mean"])
 def test_masking_changes_only_masked_spans(llama, chat_tokenizer, baseline: str) -> None:
-    vf = _vf(llama, chat_tokenizer, MULTI, baseline=baseline, batch_size=64)
+    # the bare path feeds whole sequences (test_prefix_cache.py checks the cached one)
+    vf = _vf(llama, chat_tokenizer, MULTI, baseline=baseline, batch_size=64, prefix_cache=False)
     n = vf.n_players
     full = vf.embeds
     base = torch.zeros(full.shape[1]) if baseline == "zero" else mean_embedding(llama)
