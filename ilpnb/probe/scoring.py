@@ -14,6 +14,7 @@ key/value cache (transformers' ``Cache``, expanded over the options with
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,12 +35,15 @@ class Scores:
         n_correct: continuation tokens whose teacher-forced argmax is the target.
         first_logprobs: ``(n, vocab)`` log-probabilities at the first continuation token,
             or None when not asked for.
+        followers: per pair, the :class:`Scores` of its followers (see
+            :func:`score_continuations`), or None when none were given.
     """
 
     logprob: np.ndarray
     n_tokens: np.ndarray
     n_correct: np.ndarray
     first_logprobs: np.ndarray | None = None
+    followers: list[Scores] | None = None
 
     @property
     def exact(self) -> np.ndarray:
@@ -57,17 +61,22 @@ class Scores:
         return -self.logprob / np.maximum(self.n_tokens, 1)
 
 
-def _logits_from(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, start: int) -> torch.Tensor:
+def _logits_from(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, start: int,
+                 cache_kw: str | None = None) -> tuple[torch.Tensor, object]:
     """Logits at positions ``start ..`` only: the output layer (a vocabulary-wide matmul) is
     applied to the positions that predict a continuation token, not to the context (models
-    that do not take ``logits_to_keep`` compute them all and are sliced)."""
+    that do not take ``logits_to_keep`` compute them all and are sliced); with ``cache_kw``,
+    also the key/value cache of the pass (else None)."""
     keep = ids.shape[1] - start
+    extra = {"use_cache": True} if cache_kw else {}
     if start > 0:
         try:
-            return model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits[:, -keep:]
+            out = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep, **extra)
+            return out.logits[:, -keep:], getattr(out, cache_kw) if cache_kw else None
         except TypeError:  # a model without ``logits_to_keep``
             pass
-    return model(input_ids=ids, attention_mask=mask).logits[:, start:]
+    out = model(input_ids=ids, attention_mask=mask, **extra)
+    return out.logits[:, start:], getattr(out, cache_kw) if cache_kw else None
 
 
 @torch.inference_mode()
@@ -77,6 +86,7 @@ def score_continuations(
     batch_size: int = 32,
     pad_id: int = 0,
     first_logprobs: bool = False,
+    followers: Sequence[Sequence[Sequence[int]]] | None = None,
 ) -> Scores:
     """Score continuations with one teacher-forced forward pass per batch.
 
@@ -86,6 +96,9 @@ def score_continuations(
         batch_size: pairs per forward pass (pairs are sorted by length to pad little).
         pad_id: id used for right padding (masked out by the attention mask).
         first_logprobs: also return the log-distribution at the first continuation token.
+        followers: per pair, more continuations of the same context (e.g. a question's
+            distractors), scored on the key/value cache of the pair's own pass: the context
+            is encoded once for all of them (``Scores.followers``).
 
     Returns:
         :class:`Scores` in the order of ``pairs``.
@@ -98,6 +111,10 @@ def score_continuations(
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    if followers is not None and len(followers) != n:
+        raise ValueError(f"followers: {len(followers)} lists for {n} pairs; give one list per pair")
+    cache_kw = _cache_keyword(model) if followers is not None and any(followers) else None
+    follow: list[Scores | None] = [None] * n
     order = sorted(range(n), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
@@ -115,7 +132,11 @@ def score_continuations(
             target[row, ctx : len(seq)] = True
         ids, mask, target = ids.to(device), mask.to(device), target.to(device)
         lo = min(len(pairs[i][0]) for i in idx) - 1  # the first position that predicts a continuation token
-        logits = _logits_from(model, ids, mask, lo)[:, :-1].float()  # positions lo .. width-2
+        needs_cache = cache_kw is not None and any(followers[i] for i in idx)  # type: ignore[index]
+        logits, cache = _logits_from(model, ids, mask, lo, cache_kw if needs_cache else None)
+        if needs_cache:
+            _follow(model, cache, cache_kw, logits, mask, pairs, followers, idx, lo, pad_id, follow)  # type: ignore[arg-type]
+        logits = logits[:, :-1].float()  # positions lo .. width-2
         tgt = ids[:, lo + 1 :]
         sel = target[:, lo + 1 :]
         tok_lp = logits.gather(-1, tgt.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
@@ -128,13 +149,56 @@ def score_continuations(
                 first = np.zeros((n, logits.shape[-1]), dtype=np.float32)
             pos = torch.tensor([len(pairs[i][0]) - 1 - lo for i in idx], device=device)
             first[idx] = torch.log_softmax(logits[torch.arange(len(idx), device=device), pos], dim=-1).cpu().numpy()
+    if followers is not None and cache_kw is None and any(followers):  # a model without a cache: pair by pair
+        flat = [(pairs[i][0], f) for i in range(n) for f in followers[i]]
+        whole = score_continuations(model, flat, batch_size, pad_id)
+        at = 0
+        for i in range(n):
+            k = len(followers[i])
+            follow[i] = Scores(whole.logprob[at:at + k], whole.n_tokens[at:at + k], whole.n_correct[at:at + k])
+            at += k
     if was_training:
         model.train()
-    return Scores(logprob=logprob, n_tokens=n_tok, n_correct=n_ok, first_logprobs=first)
+    empty = Scores(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    return Scores(logprob=logprob, n_tokens=n_tok, n_correct=n_ok, first_logprobs=first,
+                  followers=None if followers is None else [f if f is not None else empty for f in follow])
+
+
+def _follow(model: torch.nn.Module, cache: object, cache_kw: str, logits: torch.Tensor, mask: torch.Tensor,
+            pairs: Sequence[tuple[Sequence[int], Sequence[int]]], followers: Sequence[Sequence[Sequence[int]]],
+            idx: list[int], lo: int, pad_id: int, out: list[Scores | None]) -> None:
+    """Score a batch's followers on its pass's cache: the cached positions after each context
+    (its own continuation, padding) are masked out, and position ids continue the context's."""
+    device = logits.device
+    ctx = torch.tensor([len(pairs[i][0]) for i in idx], device=device)
+    past = mask * (torch.arange(mask.shape[1], device=device)[None, :] < ctx[:, None])
+    last = logits[torch.arange(len(idx), device=device), ctx - 1 - lo]  # the logits after each context
+    rows = [(row, list(f)) for row, i in enumerate(idx) for f in followers[i]]
+    for f in (f for _, f in rows):
+        if not f:
+            raise ValueError("followers: an empty continuation; there is nothing to score")
+    # followers sorted by length and scored in pieces of about a batch, each on its own copy of
+    # the cache, so that short ones are not padded to the longest of the batch
+    order = sorted(range(len(rows)), key=lambda j: len(rows[j][1]))
+    piece = max(len(idx), 1)
+    lp, nt, nc = np.zeros(len(rows)), np.zeros(len(rows), np.int64), np.zeros(len(rows), np.int64)
+    for at in range(0, len(order), piece):
+        part = order[at:at + piece]
+        own = cache if at + piece >= len(order) else copy.deepcopy(cache)
+        got = _score_on_cache(model, own, cache_kw, last, past, ctx,
+                              torch.tensor([rows[j][0] for j in part], device=device), [rows[j][1] for j in part], pad_id)
+        lp[part], nt[part], nc[part] = (t.cpu().numpy() for t in got)
+    at = 0
+    for i in idx:
+        k = len(followers[i])
+        out[i] = Scores(lp[at:at + k], nt[at:at + k], nc[at:at + k])
+        at += k
 
 
 def _context_groups(pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[int]]:
-    """Indices of the pairs grouped by identical context, groups sorted by context length."""
+    """Indices of the pairs grouped by identical context, groups sorted by their padded cost
+    (the longest continuation times the group's size, plus the context), so that a batch
+    pads its continuations (the many rows) and its contexts (one row a group) little."""
     by: dict[tuple[int, ...], list[int]] = {}
     for i, (ctx, cont) in enumerate(pairs):
         if len(ctx) == 0:
@@ -142,7 +206,7 @@ def _context_groups(pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> lis
         if len(cont) == 0:
             raise ValueError(f"pair {i}: empty continuation; there is nothing to score")
         by.setdefault(tuple(ctx), []).append(i)
-    return sorted(by.values(), key=lambda g: (len(pairs[g[0]][0]), max(len(pairs[i][1]) for i in g)))
+    return sorted(by.values(), key=lambda g: max(len(pairs[i][1]) for i in g) * len(g) + len(pairs[g[0]][0]))
 
 
 def _chunks(groups: list[list[int]], rows: int) -> list[list[list[int]]]:
@@ -169,12 +233,48 @@ def _cache_keyword(model: torch.nn.Module) -> str | None:
     return next((k for k in ("cache", "past_key_values") if k in params), None)
 
 
+def _score_on_cache(model: torch.nn.Module, cache: object, cache_kw: str, last: torch.Tensor,
+                    past_mask: torch.Tensor, ctx_len: torch.Tensor, owner: torch.Tensor,
+                    conts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Score continuations on an encoded context batch's key/value cache.
+
+    Args:
+        cache: the context pass's cache; expanded in place to one row per continuation.
+        last: ``(contexts, vocab)`` logits at each context's last token (they predict token 0).
+        past_mask: ``(contexts, width)`` attention mask of the cached positions (0 where a
+            continuation must not look: padding, or tokens after the context).
+        ctx_len: ``(contexts,)`` context lengths: the position id of each continuation's token 0.
+        owner: ``(continuations,)`` the context row of each continuation.
+        conts: the continuation token ids.
+
+    Returns:
+        Per continuation: the log-probability sum, the token count, the correct-argmax count.
+    """
+    device = last.device
+    cwidth = max(len(c) for c in conts)
+    cids = torch.full((len(conts), cwidth), pad_id, dtype=torch.long)
+    cmask = torch.zeros((len(conts), cwidth), dtype=torch.long)
+    for row, c in enumerate(conts):
+        cids[row, : len(c)] = torch.tensor(c)
+        cmask[row, : len(c)] = 1
+    cids, cmask = cids.to(device), cmask.to(device)
+    cache.reorder_cache(owner)  # type: ignore[attr-defined]  # one copy of its context per continuation
+    cpos = ctx_len[owner][:, None] + torch.arange(cwidth, device=device)[None, :]
+    logits = model(input_ids=cids, attention_mask=torch.cat([past_mask[owner], cmask], dim=1), position_ids=cpos,
+                   use_cache=True, **{cache_kw: cache}).logits
+    # token 0 is predicted by the context's last position, token j by continuation position j-1
+    logits = torch.cat([last[owner].unsqueeze(1).float(), logits[:, :-1].float()], dim=1)
+    sel = cmask.bool()
+    tok_lp = logits.gather(-1, cids.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    ok = (logits.argmax(-1) == cids) & sel
+    return (tok_lp * sel).sum(-1).double(), sel.sum(-1), ok.sum(-1)
+
+
 def _shared_batch(model: torch.nn.Module, pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
                   groups: list[list[int]], pad_id: int, device: torch.device, cache_kw: str
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One batch: the contexts left-padded and encoded once, then every continuation scored on
-    the cache expanded over its group's rows. Returns per continuation row the log-probability
-    sum, the token count and the correct-argmax count (rows in the order of ``groups``)."""
+    the cache expanded over its group's rows (rows in the order of ``groups``)."""
     ctxs = [list(pairs[g[0]][0]) for g in groups]
     width = max(len(c) for c in ctxs)
     ids = torch.full((len(ctxs), width), pad_id, dtype=torch.long)
@@ -185,27 +285,9 @@ def _shared_batch(model: torch.nn.Module, pairs: Sequence[tuple[Sequence[int], S
     ids, mask = ids.to(device), mask.to(device)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
-    last, cache = out.logits[:, -1].float(), getattr(out, cache_kw)
     owner = torch.tensor([k for k, g in enumerate(groups) for _ in g], device=device)
-    conts = [list(pairs[i][1]) for g in groups for i in g]
-    cwidth = max(len(c) for c in conts)
-    cids = torch.full((len(conts), cwidth), pad_id, dtype=torch.long)
-    cmask = torch.zeros((len(conts), cwidth), dtype=torch.long)
-    for row, c in enumerate(conts):
-        cids[row, : len(c)] = torch.tensor(c)
-        cmask[row, : len(c)] = 1
-    cids, cmask = cids.to(device), cmask.to(device)
-    cache.reorder_cache(owner)  # one copy of its context's keys and values per continuation
-    lengths = mask.sum(-1)[owner]
-    cpos = lengths[:, None] + torch.arange(cwidth, device=device)[None, :]
-    logits = model(input_ids=cids, attention_mask=torch.cat([mask[owner], cmask], dim=1), position_ids=cpos,
-                   use_cache=True, **{cache_kw: cache}).logits.float()
-    # token 0 is predicted by the context's last position, token j by continuation position j-1
-    logits = torch.cat([last[owner].unsqueeze(1), logits[:, :-1]], dim=1)
-    sel = cmask.bool()
-    tok_lp = logits.gather(-1, cids.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-    ok = (logits.argmax(-1) == cids) & sel
-    return (tok_lp * sel).sum(-1).double(), sel.sum(-1), ok.sum(-1)
+    return _score_on_cache(model, getattr(out, cache_kw), cache_kw, out.logits[:, -1], mask, mask.sum(-1), owner,
+                           [list(pairs[i][1]) for g in groups for i in g], pad_id)
 
 
 @torch.inference_mode()

@@ -10,8 +10,9 @@ of them with teacher forcing (one forward pass per batch, no generation):
 * for records with ``options``, when asked: the probability that the model picks the gold
   option among gold + distractors (``mc_p_gold``), the top option, and pass@N for each N
   (the chance that N answers drawn from that distribution contain the gold one,
-  ``1 - (1 - p)**N``, computed exactly); a sample's prompt is encoded once and its key/value
-  cache reused for all its distractors (:func:`ilpnb.probe.scoring.score_shared_context`);
+  ``1 - (1 - p)**N``, computed exactly); the distractors are scored on the key/value cache of
+  the sample's own pass, so its prompt is encoded once for the gold answer and every option
+  (``followers`` of :func:`ilpnb.probe.scoring.score_continuations`);
 * optionally the greedy output text (used at the base and the final point; generated only
   for the samples not reproduced exactly — an exact one's greedy output is its response).
 
@@ -152,7 +153,11 @@ class Tracker:
     def _measure_indices(self, model: torch.nn.Module, idx: list[int], options: bool, outputs: bool) -> pd.DataFrame:
         items = [self.items[i] for i in idx]
         pairs = [(it.enc.prompt_ids, it.enc.response_ids) for it in items]
-        s = score_continuations(model, pairs, self.batch_size, self.pad_id, first_logprobs=True)
+        # the options that share the sample's (untruncated) prompt ride on its own pass's key/value cache
+        scored = options and self.has_options
+        follow = [[o.response_ids for o in it.options] if scored and self._shares_prompt(it) else [] for it in items]
+        s = score_continuations(model, pairs, self.batch_size, self.pad_id, first_logprobs=True,
+                                followers=follow if any(follow) else None)
         first = s.first_logprobs if s.first_logprobs is not None else np.zeros((len(items), 1), np.float32)
         gold_tok = np.array([it.enc.response_ids[0] for it in items], dtype=np.int64)
         gold_lp = first[np.arange(len(items)), gold_tok] if len(items) else np.zeros(0)
@@ -171,8 +176,8 @@ class Tracker:
             full[idx] = first
             self.base_logprobs = full
         cols["js_base"] = js_divergence_bits(self.base_logprobs[idx], first) if len(items) else np.zeros(0)
-        if options and self.has_options:
-            cols.update(self._options(model, items, s.logprob))
+        if scored:
+            cols.update(self._options(model, items, s.logprob, s.followers))
         if outputs:
             cols["output"] = self._outputs(model, items, s.exact)
         cols["_order"] = idx
@@ -193,17 +198,29 @@ class Tracker:
                 out[k] = text
         return out
 
-    def _options(self, model: torch.nn.Module, items: list[_Item], gold_lp: np.ndarray) -> dict[str, Any]:
-        pairs, owner = [], []
-        for k, it in enumerate(items):
-            for o in it.options:
-                pairs.append((o.prompt_ids, o.response_ids))
-                owner.append(k)
+    @staticmethod
+    def _shares_prompt(item: _Item) -> bool:
+        """Every option has the gold answer's prompt ids (a long option may have cut its prompt)."""
+        return all(o.prompt_ids == item.enc.prompt_ids for o in item.options)
+
+    def _options(self, model: torch.nn.Module, items: list[_Item], gold_lp: np.ndarray,
+                 followed: list[Any] | None = None) -> dict[str, Any]:
+        """Multiple-choice columns; ``followed``: the options already scored on each sample's own
+        pass (the others are scored here, each prompt once for all its options)."""
         width = 1 + max((len(it.options) for it in items), default=0)
         table = np.full((len(items), width), -np.inf)
         table[:, 0] = gold_lp
+        pairs, owner = [], []
+        for k, it in enumerate(items):
+            done = followed[k].logprob if followed is not None else np.zeros(0)
+            if len(done) == len(it.options) and len(done):
+                table[k, 1:1 + len(done)] = done
+                continue
+            for o in it.options:
+                pairs.append((o.prompt_ids, o.response_ids))
+                owner.append(k)
         if pairs:
-            lp = score_shared_context(model, pairs, self.batch_size, self.pad_id).logprob  # one prompt pass each
+            lp = score_shared_context(model, pairs, self.batch_size, self.pad_id).logprob
             col = np.ones(len(items), dtype=int)
             for j, k in enumerate(owner):
                 table[k, col[k]] = lp[j]

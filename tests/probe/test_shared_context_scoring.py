@@ -75,3 +75,30 @@ def test_the_cache_is_really_shared() -> None:
     pairs = [([5, 6, 7], [8, 9]), ([5, 6, 7], [10]), ([4, 5], [11, 12, 13]), ([5, 6, 7], [14])]
     score_shared_context(model, pairs, batch_size=64, pad_id=0)
     assert seen == [(2, 3), (4, 3)]  # 2 contexts (width 3), then the 4 continuations (width 3)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt_neox"])
+def test_followers_on_the_main_pass_cache_equal_unshared(arch: str) -> None:
+    """Distractors scored on the cache of the gold answer's own pass (the gold tokens masked
+    out) equal each (prompt, distractor) pair scored alone; the main scores are unchanged."""
+    model = build_tiny_model(ModelConfig(arch=arch, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
+                                         max_length=64), _Vocab(), seed=5)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.mul_(4.0)
+    rng = np.random.default_rng(11)
+    gold = [(rng.integers(3, 97, size=int(n)).tolist(), rng.integers(3, 97, size=int(m)).tolist())
+            for n, m in ((4, 3), (12, 6), (2, 1), (7, 9), (5, 2))]
+    followers = [[rng.integers(3, 97, size=int(rng.integers(1, 8))).tolist() for _ in range(k)]
+                 for k in (3, 0, 2, 1, 4)]
+    plain = score_continuations(model, gold, batch_size=2, pad_id=0, first_logprobs=True)
+    got = score_continuations(model, gold, batch_size=2, pad_id=0, first_logprobs=True, followers=followers)
+    np.testing.assert_allclose(got.logprob, plain.logprob, atol=1e-6)
+    np.testing.assert_allclose(got.first_logprobs, plain.first_logprobs, atol=1e-6)
+    flat = [(ctx, f) for (ctx, _), fs in zip(gold, followers) for f in fs]
+    ref = score_continuations(model, flat, batch_size=3, pad_id=0)
+    assert got.followers is not None and [len(f.logprob) for f in got.followers] == [3, 0, 2, 1, 4]
+    np.testing.assert_allclose(np.concatenate([f.logprob for f in got.followers]), ref.logprob, atol=1e-5, rtol=1e-6)
+    assert np.concatenate([f.n_correct for f in got.followers]).tolist() == ref.n_correct.tolist()
+    with pytest.raises(ValueError, match="one list per pair"):
+        score_continuations(model, gold, followers=followers[:2])
