@@ -8,9 +8,16 @@ Prints ratios, asserts nothing about time. Three measurements:
 (b) shapiq's ``ExactComputer("Moebius")`` driving the same model as its game (the game calls
     our value function on shapiq's coalitions) vs ours: wall-time ratio and max |difference|;
 (c) peak memory (RSS growth, one fresh subprocess per case) of ``v`` over all subsets for
-    n = 8, 10, 12 at a fixed batch size, and all 2^n at once for contrast.
+    n = 8, 10, 12 at a fixed batch size, and all 2^n at once for contrast;
+(d) the shared-prefix key/value cache: ``ValueFunction.all_subsets`` with ``prefix_cache=True``
+    vs ``False`` on SmolLM2-135M-Instruct chat prompts (its chat template applied, players =
+    the 8, 9 and 10 words of the user message), same process, interleaved repeats; the last
+    line printed is ``prefix cache: N.NN× faster than the bare 2^n passes`` (total best bare
+    time / total best cached time over the prompts). The packaged model is loaded offline; if
+    it cannot be, the tiny Llama above is used and the line says so.
 
-Run: ``.venv/bin/python benchmarks/bench_interactions.py [--threads 1] [--repeats 3] [--json [PATH]]``.
+Run: ``.venv/bin/python benchmarks/bench_interactions.py [--threads 1] [--repeats 3] [--skip a b c d]
+[--json [PATH]]`` (``HF_HUB_OFFLINE=1`` for (d); (d) takes minutes on 2 CPU cores).
 ``--json`` also writes the headline figures to ``benchmarks/results/bench_interactions.json``
 (or PATH) for the README's table (``make figures``).
 """
@@ -30,9 +37,14 @@ import torch
 
 from ilpnb.figures import add_json_option, figure, write_results
 
-__all__ = ["bench_end_to_end", "bench_memory", "bench_shapiq", "build", "main"]
+__all__ = ["bench_end_to_end", "bench_memory", "bench_prefix_cache", "bench_shapiq", "build", "main",
+           "prefix_cache_model"]
 
 N_WORDS = 400
+CHAT_PROMPTS = ("What is the capital city of France today?",  # 8, 9 and 10 words
+                "Which river flows through the old city of Paris?",
+                "Who built the famous iron tower in Paris long ago?")
+PREFIX_MODEL = "smollm2-135m-instruct"
 PROMPT_WORDS = ("the old river that flows through the quiet city near the large "
                 "northern hills meets").split()
 
@@ -147,6 +159,58 @@ def bench_shapiq(model, tok, n: int, batch: int, repeats: int) -> dict:
             "transform_ours_s": t_mob_ours}
 
 
+def prefix_cache_model(name: str = PREFIX_MODEL) -> tuple[object, object, str, list[str]]:
+    """The model for (d): the packaged SmolLM2 (offline), else the tiny Llama of :func:`build`.
+
+    Returns:
+        ``(model, tokenizer, label, prompts)``; the prompts have 8, 9 and 10 words.
+    """
+    from ilpnb.models.registry import ModelNotFoundError, load_model_and_tokenizer
+    from ilpnb.quiet import quiet
+
+    try:
+        with quiet():
+            model, tok = load_model_and_tokenizer(name)
+        return model.eval(), tok, name, list(CHAT_PROMPTS)
+    except (ModelNotFoundError, ImportError) as err:
+        print(f"(d) {name} cannot be loaded offline ({err}); measuring on the tiny Llama instead")
+        model, tok = build()
+        return model, tok, "tiny Llama (hidden 128, 4 layers)", [prompt_of(n) for n in (8, 9, 10)]
+
+
+def bench_prefix_cache(model, tok, prompts: list[str], batch: int, repeats: int) -> list[dict]:
+    """``all_subsets`` with and without the prefix cache, per prompt (players = all its words).
+
+    The two value functions share model, players, baseline, target and batch size; the timed
+    calls alternate (cached first on even repeats, bare first on odd ones) so that machine load
+    hits both alike. One batch of each is run first to warm up.
+    """
+    from ilpnb.interactions import ValueFunction, encode_prompt, keep_matrix, word_players
+
+    rows = []
+    for prompt in prompts:
+        enc = encode_prompt(tok, prompt)
+        players = word_players(enc)
+        n = len(players)
+        fns = {mode: ValueFunction(model, enc, players, batch_size=batch, prefix_cache=mode == "cached")
+               for mode in ("cached", "bare")}
+        for vf in fns.values():
+            vf(keep_matrix(n, 0, min(batch, 1 << n)))  # warm up
+        times: dict[str, list[float]] = {"cached": [], "bare": []}
+        values: dict[str, np.ndarray] = {}
+        for r in range(repeats):
+            for mode in (("cached", "bare") if r % 2 == 0 else ("bare", "cached")):
+                t = time.perf_counter()
+                values[mode] = fns[mode].all_subsets()
+                times[mode].append(time.perf_counter() - t)
+        rows.append({"n": n, "seq_len": enc.seq_len, "prefix_len": fns["cached"].prefix_len, "batch": batch,
+                     "cached_s": min(times["cached"]), "bare_s": min(times["bare"]),
+                     "paired_ratios": [b / c for b, c in zip(times["bare"], times["cached"])],
+                     "max_abs_diff": float(np.abs(values["cached"] - values["bare"]).max()),
+                     "max_abs_v": float(np.abs(values["bare"]).max())})
+    return rows
+
+
 def _peak_rss() -> tuple[int, callable]:
     """Reset the process's peak-RSS counter (Linux clear_refs) and return a reader of it."""
     import re
@@ -197,7 +261,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--repeats", type=int, default=5, help="repeats; the best time is kept")
     ap.add_argument("--batch", type=int, default=64, help="masked sequences per forward pass")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["a", "b", "c"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["a", "b", "c", "d"])
+    ap.add_argument("--prefix-repeats", type=int, default=2, help="repeats of (d) (each runs all 2^n twice)")
+    ap.add_argument("--prefix-model", default=PREFIX_MODEL, help="model of (d): a registered name or a path")
     add_json_option(ap)
     args = ap.parse_args()
     figures = []
@@ -232,6 +298,20 @@ def main() -> None:
                 figures.append(figure(f"peak_rss_n12_batch{r['batch']}", f"exact interactions, n = 12: peak RSS "
                                       f"growth of v over all subsets, batch {r['batch']}", r["peak_growth_mib"],
                                       "MiB", digits=0, note=f"{r['seconds']:.2f} s"))
+    if "d" not in args.skip:
+        d_model, d_tok, label, prompts = prefix_cache_model(args.prefix_model)
+        rows = bench_prefix_cache(d_model, d_tok, prompts, args.batch, args.prefix_repeats)
+        for r in rows:
+            print(f"(d) {label}, n={r['n']}, {r['seq_len']} tokens ({r['prefix_len']} shared prefix): all_subsets "
+                  f"cached {r['cached_s']:.2f}s vs bare {r['bare_s']:.2f}s -> {r['bare_s'] / r['cached_s']:.2f}x "
+                  f"(paired {', '.join(f'{x:.2f}' for x in r['paired_ratios'])}); max |diff| "
+                  f"{r['max_abs_diff']:.1e} (max |v| {r['max_abs_v']:.1f})")
+        speedup = sum(r["bare_s"] for r in rows) / sum(r["cached_s"] for r in rows)
+        ns = "-".join(str(r["n"]) for r in (rows[0], rows[-1]))
+        figures.append(figure("prefix_cache_speedup", f"exact interactions on {label} chat prompts, n = {ns}: bare "
+                              "2^n masked passes / with the shared-prefix cache", speedup, "x",
+                              note=f"best of {args.prefix_repeats}, interleaved; batch {args.batch}"))
+        print(f"prefix cache: {speedup:.2f}× faster than the bare 2^n passes")
     sys.stdout.flush()
     write_results(args, __file__, figures, seeds={"model init": [0]})
 
