@@ -19,7 +19,8 @@ the batch, since a forward appends to it) and ``position_ids`` counting on from 
 No padding is used, so no attention mask is passed: the model's causal mask covers prefix +
 rest from the cache length. Values equal the bare forward's to float rounding. Without a
 prefix (first player at position 0) or on a model whose forward takes no cache, the bare path
-runs.
+runs. The prefix is run when the value function is built, so build a new one after changing
+the model's weights.
 
 Memory: :meth:`ValueFunction.all_subsets` builds the masked embeddings one batch at a time
 (``batch_size`` rows; by default chosen from a memory budget by :func:`auto_batch_size`) and
