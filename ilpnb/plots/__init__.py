@@ -16,6 +16,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "plot_aligned_reproduction", "plot_rare_map",
     ),
     ".mitigation": ("plot_recovery",),
+    ".cartography": ("plot_cartography",),
     ".interactions": (
         "plot_denoising", "plot_interaction_trajectories", "plot_order_heatmap", "plot_quality",
         "plot_status_by_order", "plot_status_counts", "plot_stopping",

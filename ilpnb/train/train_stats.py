@@ -23,13 +23,14 @@ From that table:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
 __all__ = ["STAT_COLUMNS", "StatsRecorder", "batch_stats", "cartography", "forgetting_events",
-           "summarize_training"]
+           "load_train_dynamics", "summarize_training"]
 
 #: the per-sample statistics of one training visit (besides ``id``, ``step``, ``stage``, ``epoch``, ``point``)
 STAT_COLUMNS = ("loss", "token_acc", "exact", "p_gold", "n_tokens")
@@ -152,3 +153,20 @@ def cartography(td: pd.DataFrame) -> pd.DataFrame:
 def summarize_training(td: pd.DataFrame, learned: str = "exact") -> pd.DataFrame:
     """:func:`forgetting_events` and :func:`cartography` side by side, one row per sample."""
     return forgetting_events(td, learned).merge(cartography(td), on="id", how="outer")
+
+
+def load_train_dynamics(run: str | Path) -> pd.DataFrame:
+    """``RUN/train_dynamics.parquet`` of a finished run (or the points written so far).
+
+    Raises:
+        FileNotFoundError: the run recorded none (made before they existed, or with
+            ``train_stats=False``).
+    """
+    path = Path(run)
+    if (path / "train_dynamics.parquet").exists():
+        return pd.read_parquet(path / "train_dynamics.parquet")
+    parts = sorted((path / "train_dynamics").glob("point-*.parquet"))
+    if not parts:
+        raise FileNotFoundError(f"{path / 'train_dynamics.parquet'}: missing; the run recorded no in-training "
+                                "statistics (made with train_stats=False, or before ilpnb recorded them)")
+    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)

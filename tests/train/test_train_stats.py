@@ -134,3 +134,22 @@ def test_forgetting_events_and_cartography_on_a_known_table() -> None:
     assert set(both.columns) >= {"forgetting_events", "confidence", "variability"} and len(both) == 3
     with pytest.raises(KeyError, match="p_gold"):
         cartography(td.drop(columns="p_gold"))
+
+
+def test_cartography_plot_draws_every_sample_and_rings_the_highlighted() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ilpnb.plots import plot_cartography
+
+    carto = pd.DataFrame({"id": ["a", "b", "c"], "confidence": [0.9, 0.2, 0.5], "variability": [0.05, 0.02, 0.3],
+                          "correctness": [1.0, 0.0, 0.5], "epochs": 3})
+    ax = plot_cartography(carto, highlight=["b"])
+    xy = ax.collections[0].get_offsets()
+    np.testing.assert_allclose(np.asarray(xy), carto[["variability", "confidence"]].to_numpy())
+    np.testing.assert_allclose(np.asarray(ax.collections[1].get_offsets()), [[0.02, 0.2]])
+    plt.close(ax.figure)
+    with pytest.raises(KeyError, match="correctness"):
+        plot_cartography(carto.drop(columns="correctness"))
