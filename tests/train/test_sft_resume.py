@@ -50,6 +50,12 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(world_run: CliRun
     assert_same_dynamics(load_dynamics(out), load_dynamics(world_run.out))
     reference = pd.read_parquet(world_run.out / "samples.parquet")
     pd.testing.assert_frame_equal(pd.read_parquet(out / "samples.parquet"), reference, check_exact=False, atol=1e-5)
+    # the in-training statistics too: the redone epoch's rows replace, never duplicate, the first try's
+    key = ["step", "id"]
+    td, ref_td = (pd.read_parquet(f / "train_dynamics.parquet").sort_values(key).reset_index(drop=True)
+                  for f in (out, world_run.out))
+    assert not td.duplicated(key).any() and len(td) == len(pd.read_parquet(out / "schedule.parquet"))
+    pd.testing.assert_frame_equal(td, ref_td, check_exact=False, atol=1e-5)
     # a finished run resumed again does nothing
     run_sft(out, world=smoke.world, preset="smoke", progress=False, resume=True)
     assert _digest(out) == after
