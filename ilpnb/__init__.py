@@ -30,7 +30,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "ilpnb.data.world_config": ("load_world_config",),
     "ilpnb.models.registry": ("load_model_and_tokenizer",),
     "ilpnb.train.sft": ("run_sft",),
-    "ilpnb.train.trainer": ("TrackingCallback",),
+    "ilpnb.train.callback": ("TrackingCallback",),
     "ilpnb.diagnose.attribution": ("write_diagnosis",),
     "ilpnb.diagnose.scoring": ("score_diagnosis",),
     "ilpnb.mitigate.experiment": ("run_mitigation",),

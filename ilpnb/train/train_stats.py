@@ -85,6 +85,20 @@ class StatsRecorder:
         """Record one micro-batch: its optimizer ``step``, the ``epoch`` before it, its sample indices."""
         self.parts.append((step, epoch, idx.detach(), batch_stats(logits, labels)))
 
+    def add_token_stats(self, step: int, epoch: float, idx: torch.Tensor, log_probs: torch.Tensor,
+                        top1: torch.Tensor, mask: torch.Tensor) -> None:
+        """Record a micro-batch from per-token values instead of logits (a fused output layer's
+        ``log_probs``, ``is_top1`` and ``label_mask``, each ``(batch, seq)``, zero where unlabelled)."""
+        with torch.no_grad():
+            m = mask.detach().float()
+            n = m.sum(1)
+            denom = n.clamp(min=1)
+            lp = log_probs.detach().float() * m
+            correct = (top1.detach().float() * m).sum(1)
+            stats = {"loss": -lp.sum(1) / denom, "token_acc": correct / denom, "exact": correct == n,
+                     "p_gold": (log_probs.detach().float().exp() * m).sum(1) / denom, "n_tokens": n.long()}
+        self.parts.append((step, epoch, idx.detach(), stats))
+
     def pop(self) -> list[dict[str, float | int | bool]]:
         """The rows recorded since the last call (``idx``, ``step``, ``epoch`` and :data:`STAT_COLUMNS`)."""
         rows: list[dict[str, float | int | bool]] = []
