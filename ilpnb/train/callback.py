@@ -64,6 +64,7 @@ class TrackingCallback(TrainerCallback):
     def __init__(self, run_dir: str | Path, records: Sequence[Any] | str | Path, tokenizer: Any = None,
                  max_length: int | None = None, every: str | int = "epoch", options: bool = True,
                  batch_size: int = 32) -> None:
+        self.data = str(records) if isinstance(records, (str, Path)) else None  # the file the run names
         if isinstance(records, (str, Path)):
             from ilpnb.data.records import read_records
 
@@ -90,15 +91,7 @@ class TrackingCallback(TrainerCallback):
         if tok is None:
             raise ValueError("TrackingCallback: no tokenizer; pass tokenizer= or give the trainer a processing_class")
         if _rank() == 0:
-            from ilpnb.runs import RunFolder
-
-            RunFolder.create(self.run_dir, {"kind": "sft", "tracked_by": "ilpnb.TrackingCallback",
-                                            "model": getattr(getattr(model, "config", None), "_name_or_path", None),
-                                            "n_records": len(self.records), "max_length": self.max_length,
-                                            "every": self.every, "options": self.options,
-                                            "trainer_args": {"epochs": args.num_train_epochs, "lr": args.learning_rate,
-                                                             "batch_size": args.per_device_train_batch_size,
-                                                             "seed": args.seed}})
+            self._create_run(args, model)
         self.tracker = Tracker(tok, self.records, self.max_length, batch_size=self.batch_size)
         self.lookup = {}
         for i, it in enumerate(self.tracker.items):
@@ -106,6 +99,26 @@ class TrackingCallback(TrainerCallback):
         self.state = state
         self._hook = model.register_forward_hook(self._on_forward, with_kwargs=True)
         self._point(model, state)
+
+    def _create_run(self, args: Any, model: Any) -> None:
+        """The run folder with a ``config.json`` that readers (``ilpnb diagnose``) understand:
+        the base model (the one training starts from) and the SFT data (written to
+        ``RUN/sft.jsonl`` when the records were given as objects)."""
+        import json
+
+        from ilpnb.runs import RunFolder
+
+        data = self.data or str(self.run_dir / "sft.jsonl")
+        config = {"kind": "sft", "tracked_by": "ilpnb.TrackingCallback", "data": data,
+                  "model": getattr(getattr(model, "config", None), "_name_or_path", None),
+                  "max_length": self.max_length, "every": self.every, "options": self.options,
+                  "sft": {"epochs": args.num_train_epochs, "lr": args.learning_rate,
+                          "batch_size": args.per_device_train_batch_size, "seed": args.seed, "criterion": "exact"}}
+        RunFolder.create(self.run_dir, config)
+        if self.data is None:
+            rows = [{"id": str(r.id), "prompt": r.prompt, "response": r.response, "stage": int(r.stage),
+                     **({"options": list(r.options)} if r.options else {})} for r in self.records]
+            (self.run_dir / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
         if self.every != "epoch" and state.global_step % int(self.every) == 0:

@@ -1,6 +1,6 @@
 """``ilpnb.TrackingCallback`` on TRL's ``SFTTrainer``: the run folder fills with the dynamics at
 every epoch and the in-training statistics of every trained sample, read off TRL's own
-forward passes."""
+forward passes, and ``ilpnb diagnose`` runs on it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sft_helpers import Smoke, subset
+from sft_helpers import Smoke, run_cli, subset
 
 from ilpnb.data.records import read_records
 from ilpnb.models.registry import load_model_and_tokenizer
@@ -51,3 +51,12 @@ def test_tracking_callback_on_trl_sft_trainer(smoke: Smoke, tmp_path) -> None:
     assert (first["exact"] == first["exact_eval"]).all()
     assert (run / "samples.parquet").exists() and (run / "config.json").exists()
     assert torch.isfinite(torch.tensor(td["loss"].to_numpy())).all()
+    # the run folder reads like one of ilpnb's own: its records and base model come back from it
+    from ilpnb.runs import Run
+
+    reader = Run(run)
+    assert sorted(reader.records_table().index) == ids and reader.config["model"] == str(smoke.model)
+    code, stdout, stderr = run_cli(["diagnose", str(run)])
+    assert code == 0, stderr
+    diagnosis = pd.read_parquet(run / "diagnosis.parquet")
+    assert sorted(diagnosis["id"]) == ids and f"{run / 'diagnosis.parquet'}: 10 samples" in stdout
