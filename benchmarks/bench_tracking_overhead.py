@@ -11,7 +11,9 @@ a fixed budget) as:
   at the ``ends``), the in-training statistics included.
 
 No run saves per-point model checkpoints (``checkpoints="none"``), so the differences are the
-measurement alone. It also times the scoring of every sample's multiple-choice options on the
+measurement alone. Times are this process's CPU time on a CPU-only machine (``--clock``:
+wall time swings with the other load of a shared machine; CPU time of a one-thread process
+does not) and wall time with a GPU. It also times the scoring of every sample's multiple-choice options on the
 base model, with the prompt encoded once and its key/value cache shared by the options
 against each (prompt, option) pair on its own. The last three lines printed are
 
@@ -42,6 +44,14 @@ from ilpnb.figures import add_json_option, figure, write_results
 __all__ = ["main"]
 
 
+#: the clock of every measurement (see --clock); set in main
+_CLOCK = {"now": time.perf_counter}
+
+
+def _now() -> float:
+    return _CLOCK["now"]()
+
+
 def _instrument(spent: dict[str, float]) -> Callable[[], None]:
     """Accumulate the time spent in the tracking functions; returns an undo function."""
     from ilpnb.train import tracking
@@ -52,11 +62,11 @@ def _instrument(spent: dict[str, float]) -> Callable[[], None]:
         real = getattr(owner, name)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
+            start = _now()
             try:
                 return real(*args, **kwargs)
             finally:
-                spent[label] += time.perf_counter() - start
+                spent[label] += _now() - start
 
         originals.append((owner, name, real))
         setattr(owner, name, timed)
@@ -82,12 +92,12 @@ def _one(track: str, out: Path, base: Path, world: Path, preset: str, sft: dict[
     spent: dict[str, float] = defaultdict(float)
     undo = _instrument(spent)
     try:
-        start = time.perf_counter()
+        start = _now()
         run_sft(out, model=str(base), data=str(world / "sft.jsonl"), preset=preset, progress=False, track=track,
                 checkpoints="none", max_length=_max_length(preset), train_stats=train_stats,
                 # a fixed budget: every arm trains the same steps, whatever it measures
                 sft={**sft, "converge": False}, track_options=track_options)
-        return time.perf_counter() - start, dict(spent)
+        return _now() - start, dict(spent)
     finally:
         undo()
 
@@ -125,9 +135,9 @@ def _option_scoring(base: Path, world: Path, preset: str, repeats: int) -> tuple
     out: dict[str, Any] = {}
     for _ in range(repeats):
         for name, fn in runs.items():
-            start = time.perf_counter()
+            start = _now()
             out[name] = fn()
-            best[name] = min(best[name], time.perf_counter() - start)
+            best[name] = min(best[name], _now() - start)
     shared_lp = np.concatenate([f.logprob for f in out["gold+options"].followers])
     return best["unshared"], best["gold+options"] - best["gold"], float(np.abs(shared_lp - out["unshared"].logprob).max())
 
@@ -147,12 +157,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--track-options", default="all,ends",
                         help="multiple-choice scoring at 'all' points and/or only at the 'ends' (step 0, stage ends); "
                              "comma-separated, each timed (default all,ends)")
+    parser.add_argument("--clock", choices=("auto", "cpu", "wall"), default="auto",
+                        help="cpu: this process's CPU time (robust to other load on a shared machine; right for "
+                             "CPU training in one process), wall: elapsed time (needed with a GPU, whose work the "
+                             "CPU clock does not see); auto (default): cpu without CUDA, else wall")
     add_json_option(parser)
     args = parser.parse_args(argv)
 
     import torch
 
     torch.set_num_threads(args.threads)
+    clock = args.clock if args.clock != "auto" else ("wall" if torch.cuda.is_available() else "cpu")
+    _CLOCK["now"] = time.process_time if clock == "cpu" else time.perf_counter
     from ilpnb.config import get_preset
     from ilpnb.data.world import generate_world
     from ilpnb.models.pretrain import pretrain_base_model
@@ -171,7 +187,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"preset {args.preset}: {n} SFT samples, {cfg.epochs} epochs per stage, batch {cfg.batch_size}, "
           f"eval every {sft.get('eval_every', cfg.eval_every)}; base model {base.name} "
           f"({'pretrained now in ' + format(took, '.0f') + ' s' if took > 5 else 'cached'}); "
-          f"torch threads {torch.get_num_threads()}; cache {os.environ.get('ILPNB_CACHE', '~/.cache/ilpnb')}")
+          f"torch threads {torch.get_num_threads()}; clock {clock}; "
+          f"cache {os.environ.get('ILPNB_CACHE', '~/.cache/ilpnb')}")
     # warm-up (imports, first allocations) so that neither kind pays it
     _one("none", tmp / "warmup", base, world, args.preset, {**sft, "epochs": 1}, train_stats=False)
     Kind = tuple[str, str, bool]  # (track, track_options, train_stats)
