@@ -8,7 +8,9 @@ from ilpnb._lazy import exported_names, lazy_exports
 #: module -> the public names it provides (imported on first use, so this package imports nothing heavy)
 _EXPORTS: dict[str, tuple[str, ...]] = {
     ".sft": ("SFTJob", "run_sft", "resolve_job", "load_dynamics"),
-    ".trainer": ("SFTTrainer", "TrackingCallback"),
+    ".trainer": ("SFTTrainer", "PointCallback"),
+    ".callback": ("TrackingCallback",),
+    ".train_stats": ("cartography", "forgetting_events", "load_train_dynamics", "summarize_training"),
     ".convergence": ("ConvergenceRule", "ConvergenceMonitor"),
     ".derived": ("summarize_samples",),
 }

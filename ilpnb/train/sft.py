@@ -34,7 +34,7 @@ from ilpnb.train.convergence import ConvergenceMonitor, ConvergenceRule
 from ilpnb.train.derived import summarize_samples
 from ilpnb.train.format import encode_pair
 from ilpnb.train.plan import ResampleOnDrop, relabelled, stage_examples
-from ilpnb.train.trainer import NonFiniteLossError, SFTTrainer, TrackingCallback, collate, epoch_of
+from ilpnb.train.trainer import NonFiniteLossError, PointCallback, SFTTrainer, collate, epoch_of
 from ilpnb.train.tracking import Tracker, greedy_outputs
 from ilpnb.quiet import quiet
 
@@ -381,7 +381,7 @@ class _Run:
             self.trainer = SFTTrainer(model=self.model, args=args, train_dataset=data, ordered=cfg.ordered, sampler=sampler,
                                       train_stats=self.job.train_stats,
                                       data_collator=lambda f: collate(f, pad),
-                                      callbacks=[TrackingCallback(self._on_point(interrupt_after_point), cfg.eval_every)])
+                                      callbacks=[PointCallback(self._on_point(interrupt_after_point), cfg.eval_every)])
             self.trainer.last_good_checkpoint = self.last_good
             if not self.progress:  # no tqdm bar, and no printed log dicts either
                 self.trainer.remove_callback(PrinterCallback)

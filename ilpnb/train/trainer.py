@@ -2,8 +2,9 @@
 
 * :class:`SFTTrainer` — ``Trainer`` with an ordered (unshuffled) mode, optional per-sample
   loss weights, and a stop with a clear message when the loss is not finite;
-* :class:`TrackingCallback` — measures every sample at each evaluation point (each epoch,
-  or every K steps), writes the rows, and saves model checkpoints for later analyses;
+* :class:`PointCallback` — calls ilpnb's SFT run at each evaluation point (each epoch, or
+  every K steps), which measures every sample, writes the rows and saves checkpoints (a
+  user's own ``Trainer`` takes :class:`ilpnb.train.callback.TrackingCallback` instead);
 * :func:`collate` — pads a batch (labels with -100) and carries the samples' indices, so the
   trainer records at which optimizer step every sample was trained (the training schedule)
   and, from the same forward pass, each sample's loss, token accuracy and exact reproduction
@@ -25,7 +26,7 @@ from transformers import Trainer, TrainerCallback
 
 from ilpnb.train.train_stats import StatsRecorder
 
-__all__ = ["NonFiniteLossError", "SFTTrainer", "TrackingCallback", "collate"]
+__all__ = ["NonFiniteLossError", "PointCallback", "SFTTrainer", "collate"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -127,7 +128,7 @@ class SFTTrainer(Trainer):
         return result
 
 
-class TrackingCallback(TrainerCallback):
+class PointCallback(TrainerCallback):
     """Calls ``on_point(trainer_state, control)`` at each evaluation point.
 
     Args:
