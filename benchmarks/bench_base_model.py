@@ -46,9 +46,9 @@ def main() -> None:
     from ilpnb.config import get_preset
     from ilpnb.data.world import generate_world
     from ilpnb.models.pretrain import pretrain_base_model, pretrain_info
+    from ilpnb.pipeline.workbench import load_base_model
     from ilpnb.probe.fidelity import planting_fidelity
     from ilpnb.probe.knowledge import probe_report, read_probes, run_probes, summarize_probes
-    from ilpnb.workbench import load_base_model
 
     preset = get_preset(args.preset)
     world = generate_world(preset.world, tmp / "world")

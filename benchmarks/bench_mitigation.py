@@ -37,9 +37,9 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from ilpnb import workbench
     from ilpnb.mitigate.experiment import run_mitigation, summarize
     from ilpnb.mitigate.interventions import DEFAULT_METHOD
+    from ilpnb.pipeline import workbench
 
     run = Path(args.run or tempfile.mkdtemp(prefix="ilpnb-mitigate-"))
     diagnosis = workbench.ensure_diagnosis(run, args.preset)

@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     import transformers  # noqa: F401  (imported before timing)
 
     from ilpnb.data.packaged import resolve_data
-    from ilpnb.realtrack import select_subset
+    from ilpnb.pipeline.realtrack import select_subset
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -35,7 +35,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "ilpnb.diagnose.scoring": ("score_diagnosis",),
     "ilpnb.mitigate.experiment": ("run_mitigation",),
     "ilpnb.interactions.compute": ("compute_interactions",),
-    "ilpnb.interactions.sweep": ("interaction_dynamics",),
+    "ilpnb.pipeline.sweep": ("interaction_dynamics",),
     "ilpnb.widgets": ("SampleInspector", "InteractionViewer"),
 }
 __all__ = ["__version__", *exported_names(_EXPORTS)]

@@ -152,8 +152,7 @@ def test_on_the_smoke_base_model(tmp_path_factory: pytest.TempPathFactory, world
     import torch
 
     from ilpnb.models.pretrain import pretrain_base_model
-    from ilpnb.probe.fidelity import world_fidelity
-    from ilpnb.workbench import load_base_model
+    from ilpnb.pipeline.workbench import load_base_model, world_fidelity
 
     root = tmp_path_factory.mktemp("fidmodel")
     old = os.environ.get("ILPNB_CACHE")

@@ -15,8 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ilpnb.notebook_runner import NotebooksFailedError, default_notebooks_dir, find_notebooks, run_notebooks
-from ilpnb.run_index import notebook_status
+from ilpnb.pipeline.notebook_runner import NotebooksFailedError, default_notebooks_dir, find_notebooks, run_notebooks
+from ilpnb.pipeline.run_index import notebook_status
 
 pytestmark = pytest.mark.notebooks
 

@@ -1,4 +1,4 @@
-"""Tests of the real track (ilpnb.realtrack): settings, subsets, and SmolLM2 on the FAQ offline.
+"""Tests of the real track (ilpnb.pipeline.realtrack): settings, subsets, and SmolLM2 on the FAQ offline.
 
 The unit tests need only the FAQ package. The model tests convert the packaged SmolLM2 once
 per session into a temporary ``ILPNB_CACHE`` (~30-60 s on 2 CPU cores), then run the
@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import torch
 
-from ilpnb import realtrack
-from ilpnb.realtrack import REAL_TRACK, conflict_groups, real_settings, select_subset, sft_overrides
+from ilpnb.pipeline import realtrack
+from ilpnb.pipeline.realtrack import REAL_TRACK, conflict_groups, real_settings, select_subset, sft_overrides
 
 MODEL = "smollm2-135m-instruct"
 has_faq = importlib.util.find_spec("zaragoza_construction_faq") is not None
@@ -207,7 +207,7 @@ def test_interactions_before_and_after_use_the_same_players_and_target(smoke_run
 def test_cli_sft_smoke_preset_runs_offline_without_nan(offline: Path, tmp_path: Path, faq) -> None:
     """``ilpnb sft --model smollm2-135m-instruct --data ... --preset smoke`` (the CLI's own smoke
     preset: full fine-tuning at lr 1e-3) on 4 FAQ samples: works offline, finite everywhere."""
-    pytest.importorskip("ilpnb.train.cli")
+    pytest.importorskip("ilpnb.cli.sft")
     from ilpnb.cli import main
 
     # the issue's command as it stands: the registered data set, the real track's smoke settings

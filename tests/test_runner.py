@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbformat import v4
 
-from ilpnb.notebook_runner import (
+from ilpnb.pipeline.notebook_runner import (
     NotebookError,
     ParametersCellError,
     build_index,
@@ -20,7 +20,7 @@ from ilpnb.notebook_runner import (
     find_notebooks,
     run_notebooks,
 )
-from ilpnb.run_index import notebook_status
+from ilpnb.pipeline.run_index import notebook_status
 from ilpnb.runs import ConfigMismatchError, RunExistsError
 
 # 1x1 transparent PNG, for a figure file a notebook "saved"
@@ -102,7 +102,7 @@ def test_find_notebooks_orders_and_filters(repo: Path) -> None:
 
 
 def test_kernelspec_check() -> None:
-    from ilpnb.notebook_runner import _runs_this_interpreter
+    from ilpnb.pipeline.notebook_runner import _runs_this_interpreter
 
     assert _runs_this_interpreter(["python", "-m", "ipykernel_launcher"])
     assert _runs_this_interpreter([sys.executable, "-m", "ipykernel_launcher"])
@@ -249,7 +249,7 @@ def test_build_index_alone_reports_states(tmp_path: Path) -> None:
 
 
 def test_keep_going_runs_every_notebook_and_names_each_failure(repo: Path, tmp_path: Path) -> None:
-    from ilpnb.notebook_runner import NotebooksFailedError
+    from ilpnb.pipeline.notebook_runner import NotebooksFailedError
 
     _write(repo / "notebooks", "01_count", GATED, COUNT.format(name="01"))
     _write(repo / "notebooks", "02_after", COUNT.format(name="02"))

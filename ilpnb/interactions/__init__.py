@@ -13,10 +13,11 @@ Modules, in pipeline order:
 * :mod:`.checkpoints` — a run's checkpoints, held-out prompts and their loss / accuracy;
 * :mod:`.dynamics` — preserved / emerged / removed sets, ρ, γ, per-checkpoint summaries;
 * :mod:`.stopping` — the end of the denoising phase and the lowest validation loss;
-* :mod:`.settings` — :class:`DynamicsConfig` and its values per preset;
-* :mod:`.sweep` — :func:`interaction_dynamics`: all of it across a fine-tuning run, resumable;
-* :mod:`.workflow` — the notebooks' entry points (their fine-tuning run, made once);
-* :mod:`.report` — plain-language findings and per-prompt tables for the notebooks.
+* :mod:`.settings` — :class:`DynamicsConfig` and its values per preset.
+
+Following all of it across a fine-tuning run (the sweep), the notebooks' entry points and
+their plain-language reports are steps of the pipeline layer: :mod:`ilpnb.pipeline.sweep`,
+:mod:`ilpnb.pipeline.interactions`, :mod:`ilpnb.pipeline.interaction_report`.
 """
 
 from __future__ import annotations
@@ -66,7 +67,6 @@ from .players import (
     split_words,
     word_players,
 )
-from .report import describe_dynamics, describe_stopping, heldout_table
 from .result import InteractionResult
 from .settings import DYNAMICS_PRESETS, TARGETS, DynamicsConfig, dynamics_config
 from .stopping import (
@@ -79,7 +79,6 @@ from .stopping import (
     stopping_summary,
     stopping_table,
 )
-from .sweep import DynamicsTables, interaction_dynamics, reference_model, rescore
 from .transforms import (
     and_interactions,
     and_reconstruct,
@@ -94,7 +93,6 @@ from .transforms import (
     zeta_transform,
 )
 from .value import Target, ValueFunction, auto_batch_size, log_odds
-from .workflow import ensure_interaction_dynamics, ensure_interaction_run
 
 __all__ = [
     # entry point and result
@@ -179,14 +177,5 @@ __all__ = [
     "DYNAMICS_PRESETS",
     "TARGETS",
     "DynamicsConfig",
-    "DynamicsTables",
     "dynamics_config",
-    "interaction_dynamics",
-    "reference_model",
-    "rescore",
-    "ensure_interaction_run",
-    "ensure_interaction_dynamics",
-    "describe_dynamics",
-    "describe_stopping",
-    "heldout_table",
 ]

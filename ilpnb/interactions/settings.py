@@ -1,8 +1,8 @@
 """Settings of the interaction dynamics of a run, and their values per preset.
 
-:class:`DynamicsConfig` holds what :func:`.sweep.interaction_dynamics` needs (held-out
+:class:`DynamicsConfig` holds what :func:`ilpnb.pipeline.sweep.interaction_dynamics` needs (held-out
 prompts, players, baseline, target, AND-OR fit, salience, reference model, stopping rule) and
-the fine-tuning run that :func:`.workflow.ensure_interaction_run` makes for the notebooks;
+the fine-tuning run that :func:`ilpnb.pipeline.interactions.ensure_interaction_run` makes for the notebooks;
 :data:`DYNAMICS_PRESETS` gives it per preset (presets, not edits).
 """
 
@@ -42,7 +42,7 @@ class DynamicsConfig:
             base model already has it).
         stop_rule: Rule of :func:`.stopping.denoising_end`.
         seed: Seed of the held-out draw.
-        sft_epochs: Epochs of the SFT run made by :func:`.workflow.ensure_interaction_run`.
+        sft_epochs: Epochs of the SFT run made by :func:`ilpnb.pipeline.interactions.ensure_interaction_run`.
         sft_eval_every: Steps between its checkpoints.
         sft_stages: ``mixed`` (all records in one stage, shuffled together) or ``sequential``
             (the world's stages in order) for that run.

@@ -1,6 +1,6 @@
 """Plots of the five causes, one story each (notebooks 02–06), and the small tables they draw.
 
-Every plot takes data — the per-sample signals (:func:`ilpnb.workbench.diagnosis_signals`),
+Every plot takes data — the per-sample signals (:func:`ilpnb.pipeline.workbench.diagnosis_signals`),
 the dynamics, the neighbours of ``evidence/neighbours.json`` — and an optional ``ax``, and
 returns the axes; an empty selection draws a note instead of failing, so a smoke run with few
 unlearned samples still renders. The table functions compute what a plot shows, so a notebook

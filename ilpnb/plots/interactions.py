@@ -1,4 +1,4 @@
-"""Plots of the interaction dynamics of a fine-tuning run (tables of :mod:`ilpnb.interactions.sweep`).
+"""Plots of the interaction dynamics of a fine-tuning run (tables of :mod:`ilpnb.pipeline.sweep`).
 
 Each function takes the tables (``summary``, ``orders``, ``frame``, ``stopping``) and an
 optional ``ax``, draws, and returns the axes; none calls ``plt.show()``.

@@ -12,7 +12,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".sampling": ("sample_answers",),
     ".autoprobes": ("auto_probe",),
     ".scoring": ("score_continuations", "option_probabilities"),
-    ".fidelity": ("planting_fidelity", "world_fidelity"),
+    ".fidelity": ("planting_fidelity",),
 }
 __all__ = exported_names(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

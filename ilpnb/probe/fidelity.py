@@ -39,7 +39,7 @@ from transformers import PreTrainedTokenizerBase
 from ilpnb.probe.knowledge import read_probes, run_probes
 from ilpnb.probe.scoring import score_continuations
 
-__all__ = ["CRITERIA", "fidelity_samples", "planting_fidelity", "world_fidelity"]
+__all__ = ["CRITERIA", "fidelity_samples", "planting_fidelity"]
 
 #: The check of each planted cause (see the module docstring).
 CRITERIA: dict[str, str] = {
@@ -253,17 +253,3 @@ def planting_fidelity(world_dir: str | Path, model: torch.nn.Module, tokenizer: 
             rows.append({"cause": cause, "criterion": CRITERIA[cause], "samples": len(g),
                          "passed": int(g["passed"].sum()), "share": float(g["passed"].mean())})
     return pd.DataFrame(rows, columns=_COLUMNS)
-
-
-def world_fidelity(run: str | Path, preset: Any) -> pd.DataFrame:
-    """Planting fidelity of a workbench run's world on its base model (notebook helper).
-
-    Args:
-        run: the run folder (``RUN/world``, ``RUN/base_model.json``; made if missing).
-        preset: preset name or object.
-    """
-    from ilpnb import workbench
-
-    world = workbench.ensure_world(run, preset)
-    model, tok = workbench.load_base_model(workbench.ensure_base_model(run, preset, progress=False))
-    return planting_fidelity(world, model, tok)

@@ -1,7 +1,7 @@
 """State of the interaction viewer: a prompt, a checkpoint, its words and interactions as HTML.
 
 The viewer reads a long table with one row per prompt × checkpoint × subset × kind — the
-run's ``interactions.parquet`` (written by :func:`ilpnb.interactions.sweep.interaction_dynamics`)
+run's ``interactions.parquet`` (written by :func:`ilpnb.pipeline.sweep.interaction_dynamics`)
 when it exists, else one computed here from a few of the run's own samples at its checkpoints
 with :func:`ilpnb.interactions.compute_interactions` (:func:`compute_checkpoint_interactions`),
 or one built from results already in hand (:func:`interactions_from_results`). Its expected
@@ -174,7 +174,7 @@ class InteractionState:
             table = pd.read_parquet(path)
         elif compute:
             print(f"{run.name}: no interactions.parquet; computing the interactions of a few samples at a few "
-                  "checkpoints (ilpnb.interactions.sweep writes the full table)")
+                  "checkpoints (ilpnb.pipeline.sweep writes the full table)")
             table = compute_checkpoint_interactions(run, **kwargs)
         else:
             raise FileNotFoundError(f"{run}: no interactions.parquet (compute them, or pass compute=True)")
@@ -501,7 +501,7 @@ def compute_checkpoint_interactions(
 ) -> pd.DataFrame:
     """Interactions of a few prompts at the run's checkpoints (base model first), in memory.
 
-    A light stand-in for :func:`ilpnb.interactions.sweep.interaction_dynamics` (which writes
+    A light stand-in for :func:`ilpnb.pipeline.sweep.interaction_dynamics` (which writes
     ``RUN/interactions.parquet`` for held-out prompts, with reference models and metrics):
     enough to look at a run that has no interaction table yet. Checkpoints are read with
     :func:`ilpnb.interactions.checkpoints.list_checkpoints` / ``load_checkpoint`` (LoRA

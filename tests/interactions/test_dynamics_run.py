@@ -22,15 +22,13 @@ from ilpnb.config import get_preset  # noqa: E402
 from ilpnb.data.records import RecordError, read_records, write_records  # noqa: E402
 from ilpnb.data.world import generate_world  # noqa: E402
 from ilpnb.interactions import (  # noqa: E402
-    DynamicsTables,
     dynamics_config,
     heldout_prompts,
-    interaction_dynamics,
     list_checkpoints,
     select_checkpoints,
-    sweep,
     track_sets,
 )
+from ilpnb.pipeline import DynamicsTables, interaction_dynamics, sweep  # noqa: E402
 from ilpnb.plots import interactions as plots  # noqa: E402
 
 FAST = {"max_players": 4, "and_or_iterations": 50}
@@ -145,7 +143,7 @@ def test_summary_metrics_and_stopping(tables: DynamicsTables) -> None:
 
 
 def test_rescore_judges_again_without_models_or_writing(smoke: dict[str, Path], tables: DynamicsTables) -> None:
-    from ilpnb.interactions import rescore
+    from ilpnb.pipeline import rescore
 
     before = (smoke["run"] / "interaction_summary.parquet").read_bytes()
     same = rescore(tables)

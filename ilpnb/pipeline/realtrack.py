@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ilpnb.data.records import SFTRecord
+from ilpnb.pipeline.steps import record, reuse
 from ilpnb.runs import Run, base_rows, final_rows
 
 __all__ = [
@@ -254,14 +255,16 @@ def ensure_real_sft(run: str | Path, preset: str, full_ft: bool = False, model: 
     settings = real_settings(preset)
     run = Path(run)
     target = run / "real" / ("sft-full" if full_ft else "sft-lora")
-    if (target / "dynamics.parquet").exists():
+    step = {"preset": preset, "full_ft": full_ft, "model": model, "data": data, **asdict(settings)}
+    if reuse(run, f"real:{target.name}", step, (target / "dynamics.parquet").exists()):
         return target
     subset = _subset_file(run, preset, settings, data)
     (run / "real").mkdir(parents=True, exist_ok=True)
-    (run / "real" / f"{target.name}.settings.json").write_text(json.dumps(
-        {"preset": preset, "full_ft": full_ft, "model": model, "data": data, **asdict(settings)}, indent=1) + "\n")
-    return run_sft(target, model=model, data=subset, resume=target.exists(), progress=progress,
-                   **real_job(preset, full_ft))
+    (run / "real" / f"{target.name}.settings.json").write_text(json.dumps(step, indent=1) + "\n")
+    out = run_sft(target, model=model, data=subset, resume=target.exists(), progress=progress,
+                  **real_job(preset, full_ft))
+    record(run, f"real:{target.name}", step)
+    return out
 
 
 # -- reading a run ------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ilpnb.cli import arguments, command
+from ilpnb.cli.registry import arguments, command
 
 __all__: list[str] = []
 

@@ -7,7 +7,7 @@
 
 Writes ``RUN/interactions.parquet``, ``RUN/interaction_summary.parquet``,
 ``RUN/interaction_orders.parquet`` and ``RUN/interaction_stopping.json`` (see
-:mod:`ilpnb.interactions.sweep`); a second call skips the checkpoints already computed.
+:mod:`ilpnb.pipeline.sweep`); a second call skips the checkpoints already computed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ilpnb.cli import arguments, command
+from ilpnb.cli.registry import arguments, command
 
 __all__ = ["add_arguments", "run_interactions"]
 
@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 @arguments(add_arguments)
 def run_interactions(args: argparse.Namespace) -> int:
     """Run the sweep and print the per-checkpoint summary and the stopping points."""
-    from .sweep import interaction_dynamics
+    from ilpnb.pipeline.sweep import interaction_dynamics
 
     changes: dict[str, Any] = {}
     for flag, name in (("n_players", "max_players"), ("baseline", "baseline"), ("target", "target"),

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from .sweep import WORK, DynamicsTables
+from ilpnb.pipeline.sweep import WORK, DynamicsTables
 
 __all__ = ["describe_dynamics", "describe_stopping", "heldout_table"]
 

@@ -11,6 +11,7 @@ it. Notebooks share state only through these files:
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,12 @@ import pandas as pd
 from ilpnb.config import Preset, get_preset, to_dict
 from ilpnb.data.world import generate_world
 from ilpnb.models.pretrain import pretrain_base_model, pretrain_info
+from ilpnb.pipeline.steps import record, reuse, settings_hash
+from ilpnb.probe.fidelity import planting_fidelity
 from ilpnb.quiet import quiet
 from ilpnb.runs import RunFolder, read_truth_file
 
-__all__ = ["open_or_create_run", "ensure_world", "ensure_base_model", "ensure_probe_report", "load_base_model"]
+__all__ = ["open_or_create_run", "ensure_world", "ensure_base_model", "ensure_probe_report", "load_base_model", "world_fidelity"]
 
 
 def _preset(preset: str | Preset) -> Preset:
@@ -39,19 +42,32 @@ def open_or_create_run(run: str | Path, preset: str | Preset) -> RunFolder:
 
 
 def ensure_world(run: str | Path, preset: str | Preset, seed: int | None = None) -> Path:
-    """Generate the preset's world into ``RUN/world`` (once).
+    """Generate the preset's world into ``RUN/world`` (once; reused only for the same settings).
 
     Args:
         run: the run folder.
         preset: preset name or object.
         seed: override the world seed.
+
+    Raises:
+        ilpnb.pipeline.steps.StepSettingsError: ``RUN/world`` was made with other settings.
     """
     p = _preset(preset)
     folder = open_or_create_run(run, p)
-    cfg = p.world
+    cfg = copy.deepcopy(p.world)  # the seed override must not change the preset object
     if seed is not None:
         cfg.seed = seed
-    return generate_world(cfg, folder.path / "world")
+    target = folder.path / "world"
+    if reuse(folder.path, "world", to_dict(cfg), (target / "sft.jsonl").is_file()):
+        return target
+    out = generate_world(cfg, target)
+    record(folder.path, "world", to_dict(cfg))
+    return out
+
+
+def _base_settings(p: Preset) -> dict[str, Any]:
+    """What decides the base model: the world, the architecture and the pretraining."""
+    return {"world": settings_hash(to_dict(p.world)), "model": to_dict(p.model), "pretrain": to_dict(p.pretrain)}
 
 
 def ensure_base_model(run: str | Path, preset: str | Preset, progress: bool = True) -> Path:
@@ -63,10 +79,9 @@ def ensure_base_model(run: str | Path, preset: str | Preset, progress: bool = Tr
     p = _preset(preset)
     folder = open_or_create_run(run, p)
     world = ensure_world(run, p)
-    if folder.exists("base_model.json"):
-        path = Path(folder.read_json("base_model.json")["path"])
-        if path.exists():
-            return path
+    made = folder.exists("base_model.json") and Path(folder.read_json("base_model.json")["path"]).exists()
+    if reuse(folder.path, "base_model", _base_settings(p), made):
+        return Path(folder.read_json("base_model.json")["path"])
     path = pretrain_base_model(world / "pretrain.txt", p.model, p.pretrain, progress=progress)
     info = pretrain_info(path)
     folder.write_json("base_model.json", {
@@ -76,6 +91,7 @@ def ensure_base_model(run: str | Path, preset: str | Preset, progress: bool = Tr
         "pretrain_seconds": info["seconds"],
         "tokens_per_epoch": info["tokens_per_epoch"],
     })
+    record(folder.path, "base_model", _base_settings(p))
     return path
 
 
@@ -101,12 +117,13 @@ def ensure_probe_report(run: str | Path, preset: str | Preset) -> pd.DataFrame:
     p = _preset(preset)
     folder = open_or_create_run(run, p)
     target = folder.path / "probes.parquet"
-    if target.exists():
+    if reuse(folder.path, "probe_report", _base_settings(p), target.exists()):
         return pd.read_parquet(target)
     world = ensure_world(run, p)
     model, tok = load_base_model(ensure_base_model(run, p))
     table = probe_report(run_probes(model, tok, read_probes(world / "probes.jsonl")), world)
     table.to_parquet(target, index=False)
+    record(folder.path, "probe_report", _base_settings(p))
     return table
 
 
@@ -125,6 +142,9 @@ def ensure_sft(run: str | Path, preset: str | Preset, seed: int = 0, name: str |
 
     Returns:
         The SFT run folder (with ``dynamics.parquet``).
+
+    Raises:
+        ilpnb.pipeline.steps.StepSettingsError: ``RUN/<name>`` was made with other settings.
     """
     from ilpnb.train.sft import run_sft
 
@@ -132,11 +152,15 @@ def ensure_sft(run: str | Path, preset: str | Preset, seed: int = 0, name: str |
     world = ensure_world(run, p)
     ensure_base_model(run, p, progress=progress)
     target = Path(run) / (name or ("sft" if seed == 0 else f"sft_seed{seed}"))
-    if (target / "dynamics.parquet").exists():
-        return target
     overrides = dict(job.pop("sft", {}) or {})
     overrides.setdefault("seed", seed)
-    return run_sft(target, world=world, preset=p.name, sft=overrides, resume=target.exists(), progress=progress, **job)
+    step, settings = f"sft:{target.name}", {**_base_settings(p), "sft": to_dict(p.sft), "overrides": overrides,
+                                            "job": job}
+    if reuse(run, step, settings, (target / "dynamics.parquet").exists()):
+        return target
+    out = run_sft(target, world=world, preset=p.name, sft=overrides, resume=target.exists(), progress=progress, **job)
+    record(run, step, settings)
+    return out
 
 
 def read_truth(world_dir: str | Path) -> pd.Series:
@@ -189,3 +213,15 @@ def diagnosis_signals(run: str | Path, name: str = "sft") -> pd.DataFrame:
 
 
 __all__ += ["ensure_diagnosis", "diagnosis_signals"]
+
+
+def world_fidelity(run: str | Path, preset: Any) -> pd.DataFrame:
+    """Planting fidelity of a workbench run's world on its base model (notebook helper).
+
+    Args:
+        run: the run folder (``RUN/world``, ``RUN/base_model.json``; made if missing).
+        preset: preset name or object.
+    """
+    world = ensure_world(run, preset)
+    model, tok = load_base_model(ensure_base_model(run, preset, progress=False))
+    return planting_fidelity(world, model, tok)

@@ -11,9 +11,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import list_checkpoints, quiet_loading
-from .settings import dynamics_config
-from .sweep import WORK, DynamicsTables, interaction_dynamics
+from ilpnb.interactions.checkpoints import list_checkpoints, quiet_loading
+from ilpnb.interactions.settings import dynamics_config
+from ilpnb.pipeline.steps import record, reuse
+from ilpnb.pipeline.sweep import WORK, DynamicsTables, interaction_dynamics
+from ilpnb.pipeline.workbench import ensure_base_model, ensure_world
+from ilpnb.train.sft import run_sft
 
 __all__ = ["ensure_interaction_dynamics", "ensure_interaction_run"]
 
@@ -22,7 +25,7 @@ def ensure_interaction_run(run: str | Path, preset: str = "default") -> Path:
     """The fine-tuning run the interaction notebooks study, made once: ``RUN/sft_interactions``.
 
     It fine-tunes the world's base model (``RUN/world``, made by
-    :func:`ilpnb.workbench.ensure_world` if missing) on the whole SFT set, all stages mixed
+    :func:`ilpnb.pipeline.workbench.ensure_world` if missing) on the whole SFT set, all stages mixed
     (``sft_stages="mixed"``), with a checkpoint every ``sft_eval_every`` steps for ``sft_epochs`` epochs (the preset's
     :class:`DynamicsConfig`), so the dynamics have enough checkpoints; everything else is the
     preset's SFT. An interrupted run resumes.
@@ -30,21 +33,21 @@ def ensure_interaction_run(run: str | Path, preset: str = "default") -> Path:
     Returns:
         The fine-tuning run folder.
     """
-    from ilpnb.train.sft import run_sft
-    from ilpnb.workbench import ensure_base_model, ensure_world
-
     cfg = dynamics_config(preset)
     out = Path(run) / "sft_interactions"
-    if (out / "dynamics.parquet").is_file():
+    sft = {"epochs": cfg.sft_epochs, "eval_every": cfg.sft_eval_every,
+           # a fixed schedule: the study follows SFT past convergence, into over-fitting
+           "converge": False}
+    settings = {"preset": preset, "stages": cfg.sft_stages, "sft": sft}
+    if reuse(run, "sft_interactions", settings, (out / "dynamics.parquet").is_file()):
         return out
     world = ensure_world(run, preset)
     ensure_base_model(run, preset, progress=False)
     with quiet_loading(True):  # no per-checkpoint "writing shards" bars in the notebook
-        return run_sft(out, world=world, preset=preset, stages=cfg.sft_stages,
-                       sft={"epochs": cfg.sft_epochs, "eval_every": cfg.sft_eval_every,
-                            # a fixed schedule: the study follows SFT past convergence, into over-fitting
-                            "converge": False},
+        made = run_sft(out, world=world, preset=preset, stages=cfg.sft_stages, sft=sft,
                        track_options="ends", resume=True, progress=False)
+    record(run, "sft_interactions", settings)
+    return made
 
 
 def ensure_interaction_dynamics(run: str | Path, preset: str = "default", progress: bool = False,

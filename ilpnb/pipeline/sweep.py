@@ -47,10 +47,8 @@ import numpy as np
 import pandas as pd
 
 from ilpnb.data.records import SFTRecord, write_records
-from ilpnb.runs import Run
-
-from .andor import AndOrConfig
-from .checkpoints import (
+from ilpnb.interactions.andor import AndOrConfig
+from ilpnb.interactions.checkpoints import (
     Checkpoint,
     heldout_metrics,
     heldout_prompts,
@@ -59,12 +57,13 @@ from .checkpoints import (
     read_prompts,
     select_checkpoints,
 )
-from .compute import compute_interactions
-from .dynamics import add_generalisation, assign_status, order_profile, summarize_dynamics
-from .players import InteractionInputError, Player
-from .result import InteractionResult
-from .settings import DynamicsConfig, dynamics_config
-from .stopping import stopping_summary
+from ilpnb.interactions.compute import compute_interactions
+from ilpnb.interactions.dynamics import add_generalisation, assign_status, order_profile, summarize_dynamics
+from ilpnb.interactions.players import InteractionInputError, Player
+from ilpnb.interactions.result import InteractionResult
+from ilpnb.interactions.settings import DynamicsConfig, dynamics_config
+from ilpnb.interactions.stopping import stopping_summary
+from ilpnb.runs import Run
 
 __all__ = ["METRICS", "OUTPUTS", "WORK", "DynamicsTables", "interaction_dynamics", "reference_model", "rescore"]
 

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ilpnb.cli import arguments, command
+from ilpnb.cli.registry import arguments, command
 
 __all__ = ["sft_overrides"]
 
@@ -96,7 +96,7 @@ def _sft(args: argparse.Namespace) -> int:
     if args.world is None and not Path(args.model).exists():
         # a registered or hub model (a real LLM, not a local tiny one): the real track's settings
         # unless flags say otherwise
-        from ilpnb.realtrack import real_settings
+        from ilpnb.pipeline.realtrack import real_settings
 
         real = real_settings(args.preset)
         defaults = {"lora": True, "lr": real.lora_lr, "lora_r": real.lora_r, "epochs": real.epochs,

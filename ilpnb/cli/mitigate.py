@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ilpnb.cli import arguments, command
+from ilpnb.cli.registry import arguments, command
 
 __all__: list[str] = []
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import nbformat
 
-from ilpnb.run_index import build_index, notebook_status
+from ilpnb.pipeline.run_index import build_index, notebook_status
 from ilpnb.runs import RunFolder, default_runs_dir, new_run_name
 
 __all__ = [
