@@ -1,5 +1,5 @@
 """Probes: learnedness criteria, the base model's knowledge (knowledge probes, sampled answers,
-automatic probes), option scoring, and the planting fidelity of a world."""
+automatic probes), option scoring, the planting fidelity of a world, and how much of that knowledge survives SFT."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".autoprobes": ("auto_probe",),
     ".scoring": ("score_continuations", "option_probabilities"),
     ".fidelity": ("planting_fidelity",),
+    ".retention": ("knowledge_retention", "retention_summary"),
 }
 __all__ = exported_names(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
