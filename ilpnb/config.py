@@ -1,131 +1,242 @@
-"""Configuration dataclasses and the three presets: ``smoke``, ``default``, ``full``.
+"""The settings tree: one :class:`Preset` of nested dataclasses, and the presets ``smoke``, ``default``, ``full``.
 
-A preset bundles the settings of every stage of the pipeline (the world, the tiny base
-model, its pretraining, SFT) so that a notebook or a command only names a preset instead of
-repeating numbers. ``smoke`` runs in seconds to minutes (tests, CI), ``default`` is the
+A preset holds the settings of every stage of the workbench — the world, the tiny base
+model, its pretraining, SFT, the diagnosis, the mitigation experiments, the interaction
+dynamics and the real-model track — so a notebook or a command only names a preset instead
+of repeating numbers. ``smoke`` runs in seconds to minutes (tests, CI), ``default`` is the
 quickstart on a laptop CPU, ``full`` is the study at real scale on a GPU.
 
-Every dataclass turns into a plain JSON object with :func:`to_dict`, which is what run
-folders and model caches store.
+Every field carries its help text in ``metadata["help"]`` (the one description of a
+setting: the command-line flags of :mod:`ilpnb.cli.flags` and the docs read it from there).
+:func:`get_preset` applies dotted overrides (``get_preset("smoke", **{"sft.lr": 1e-3})``),
+checking each key and the type of each value; :func:`to_dict` turns the tree into the plain
+JSON that run folders store in ``config.json``.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from typing import Any
+import difflib
+import types
+from collections.abc import Iterator, Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass, replace
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from ilpnb.data.world_config import CAUSES, WorldConfig
 
 __all__ = [
+    "setting",
     "ModelConfig",
     "PretrainConfig",
     "SFTConfig",
+    "DiagnoseConfig",
+    "MitigateConfig",
+    "DynamicsConfig",
+    "RealConfig",
+    "TARGETS",
     "Preset",
     "PRESETS",
     "get_preset",
+    "apply_overrides",
+    "setting_fields",
+    "get_setting",
+    "check_value",
     "to_dict",
     "override",
 ]
 
 
+def setting(default: Any = MISSING, *, help: str, factory: Any = MISSING, **meta: Any) -> Any:
+    """A dataclass field with its help text, as TRL's configs declare theirs.
+
+    Args:
+        default: the default value (or give ``factory`` for a mutable one).
+        help: what the setting does; shown by ``--help`` of the generated flags.
+        factory: a ``default_factory``.
+        **meta: more metadata, e.g. ``choices`` (the values a flag accepts).
+    """
+    metadata = {"help": help, **meta}
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class ModelConfig:
-    """Architecture of the world's tiny base model (a real Hugging Face architecture).
+    """Architecture of the world's tiny base model (a real Hugging Face architecture)."""
 
-    Attributes:
-        arch: ``llama`` or ``qwen2`` (any architecture in ``ilpnb.models.tiny.ARCHS``).
-        vocab_size: size of the byte-level BPE tokenizer trained on the world's text.
-        hidden_size: width of the residual stream.
-        num_layers: transformer blocks.
-        num_heads: attention heads.
-        intermediate_size: MLP width.
-        max_length: longest sequence, in tokens.
-    """
-
-    arch: str = "llama"
-    vocab_size: int = 2048
-    hidden_size: int = 128
-    num_layers: int = 3
-    num_heads: int = 4
-    intermediate_size: int = 256
-    max_length: int = 64
+    arch: str = setting("llama", help="architecture: llama or qwen2 (any of ilpnb.models.tiny.ARCHS)")
+    vocab_size: int = setting(2048, help="size of the byte-level BPE tokenizer trained on the world's text")
+    hidden_size: int = setting(128, help="width of the residual stream")
+    num_layers: int = setting(3, help="transformer blocks")
+    num_heads: int = setting(4, help="attention heads")
+    intermediate_size: int = setting(256, help="MLP width")
+    max_length: int = setting(64, help="longest sequence, in tokens")
 
 
 @dataclass
 class PretrainConfig:
-    """Pretraining of the tiny base model on the world's corpus.
+    """Pretraining of the tiny base model on the world's corpus."""
 
-    Attributes:
-        epochs: passes over ``pretrain.txt``.
-        batch_size: blocks of ``ModelConfig.max_length`` packed tokens per step.
-        lr: peak learning rate (cosine decay, short warm-up).
-        weight_decay: AdamW weight decay.
-        seed: initialisation and data-order seed.
-    """
+    epochs: int = setting(50, help="passes over pretrain.txt")
+    batch_size: int = setting(8, help="blocks of model.max_length packed tokens per step")
+    lr: float = setting(3e-3, help="peak learning rate (cosine decay, short warm-up)")
+    weight_decay: float = setting(0.0, help="AdamW weight decay")
+    seed: int = setting(0, help="initialisation and data-order seed")
 
-    epochs: int = 50
-    batch_size: int = 8
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    seed: int = 0
+
+CRITERIA = ("exact", "token_acc", "loss", "mc")
 
 
 @dataclass
 class SFTConfig:
-    """Supervised fine-tuning with per-sample tracking.
+    """Supervised fine-tuning with per-sample tracking (transformers' Trainer underneath)."""
 
-    Attributes:
-        epochs: the most epochs a stage trains (a safety cap when ``converge``; the exact
-            count otherwise).
-        batch_size: samples per step.
-        lr: peak learning rate.
-        lora: fine-tune LoRA adapters instead of all weights.
-        lora_r: LoRA rank.
-        eval_every: evaluation points: ``epoch`` or a number of steps.
-        criterion: what "learned" means at the end: ``exact``, ``token_acc``, ``loss`` or ``mc``.
-        ordered: keep the data order within a stage (no shuffling).
-        seed: seed of the data order and of LoRA initialisation.
-        converge: stop each stage when the window rule of :mod:`ilpnb.train.convergence`
-            holds (mean loss flat and verdicts stable over ``converge_window`` points);
-            off: train exactly ``epochs`` (a fixed budget, e.g. compute-matched arms).
-        converge_window: evaluation points the rule looks back over.
-        converge_loss_tol: absolute tolerance of the mean loss movement (nats per token).
-        converge_rel_tol: tolerance relative to the mean loss.
-        converge_flip_share: largest share of samples whose verdict may change in the window.
-        lr_scheduler: transformers' learning-rate schedule over the ``epochs`` of a stage.
-        warmup_ratio: share of a stage's steps spent warming the learning rate up.
-        weight_decay: AdamW weight decay.
+    epochs: int = setting(3, help="the most epochs a stage trains: the cap of the convergence rule "
+                                  "(the exact count with converge off)")
+    batch_size: int = setting(16, help="samples per step and device")
+    lr: float = setting(1e-3, help="peak learning rate")
+    lora: bool = setting(False, help="fine-tune LoRA adapters (peft) instead of all weights")
+    lora_r: int = setting(8, help="LoRA rank (alpha = 2r)")
+    eval_every: str | int = setting("epoch", help="evaluation points: 'epoch' or every K steps")
+    criterion: str = setting("exact", help="what 'learned' means at the end", choices=CRITERIA)
+    ordered: bool = setting(False, help="keep the data order within a stage (no shuffling)")
+    seed: int = setting(0, help="seed of the data order and of LoRA initialisation")
+    converge: bool = setting(True, help="stop each stage when the window rule of ilpnb.train.convergence holds "
+                                        "(mean loss flat, verdicts stable); off: train exactly epochs")
+    converge_window: int = setting(3, help="evaluation points the convergence rule looks back over")
+    converge_loss_tol: float = setting(0.01, help="absolute tolerance of the mean loss movement (nats per token)")
+    converge_rel_tol: float = setting(0.02, help="tolerance of the mean loss movement relative to the mean loss")
+    converge_flip_share: float = setting(0.02, help="largest share of samples whose verdict may change in the window")
+    lr_scheduler: str = setting("cosine", help="transformers' learning-rate schedule over the epochs of a stage")
+    warmup_ratio: float = setting(0.05, help="share of a stage's steps spent warming the learning rate up")
+    weight_decay: float = setting(0.0, help="AdamW weight decay")
+
+
+@dataclass
+class DiagnoseConfig:
+    """How the diagnosis questions a base model (the fields of ``ilpnb.diagnose.evidence.EvidenceSettings``)."""
+
+    n_samples: int = setting(8, help="sampled answers per prompt besides the greedy one")
+    temperature: float = setting(1.0, help="sampling temperature (1.0: the model's own distribution)")
+    seed: int = setting(0, help="seed of the samples")
+    autoprobes: bool = setting(True, help="also ask in the other framings (ilpnb.probe.autoprobes)")
+    batch_size: int = setting(32, help="prompts per generate call")
+
+
+@dataclass
+class MitigateConfig:
+    """Mitigation experiments: a targeted intervention and its matched control."""
+
+    seeds: int = setting(3, help="seeds per arm (treated and control)")
+    mix: float = setting(0.2, help="knowledge share of the continued-pretraining corpus (method cpt)")
+    docs_per_sample: int = setting(20, help="knowledge documents per sample for continued pretraining (method cpt)")
+    cpt_epochs: int = setting(3, help="epochs of continued pretraining (method cpt)")
+
+
+TARGETS = ("gold", "response", "greedy")
+"""What ``v`` scores: the gold answer's first token, the whole gold answer, the model's own token."""
+
+
+@dataclass
+class DynamicsConfig:
+    """Interaction dynamics of a run, and the fine-tuning run made for them in the notebooks."""
+
+    n_prompts: int = setting(24, help="held-out prompts drawn from a world (ignored with a prompts file)")
+    max_players: int = setting(10, help="players per prompt at most (all words of a shorter prompt)")
+    baseline: str = setting("zero", help="masking baseline (learned: fitted per model)",
+                            choices=("zero", "mean", "learned"))
+    target: str = setting("gold", help="what v scores: the gold answer's first token, the whole gold answer, "
+                                       "or each model's own first token", choices=TARGETS)
+    and_or: bool = setting(True, help="fit the AND-OR split (the published method); off: AND and OR transforms")
+    and_or_iterations: int = setting(5000, help="SGD iterations of the AND-OR fit")
+    merge_low_order: bool = setting(True, help="merge order-0/1 OR terms into AND (a singleton is one interaction)")
+    salient_frac: float = setting(0.05, help="salient when |I| > salient_frac * max|I|")
+    salient_scale: str = setting("own", help="max|I| of each checkpoint's own game (own, the published definition) "
+                                             "or of the base model's (base)", choices=("own", "base"))
+    reference: str = setting("auto", help="second model for the generalisation ratio: auto (a world run: the world's "
+                                          "base model of another architecture), none, or a model folder / name")
+    reference_arch: str = setting("gpt_neox", help="architecture of the auto reference (another one if the run's "
+                                                   "base model already has it)")
+    stop_rule: str = setting("net", help="end-of-denoising rule of ilpnb.interactions.stopping.denoising_end")
+    seed: int = setting(0, help="seed of the held-out draw")
+    sft_epochs: int = setting(10, help="epochs of the SFT run made for the interaction notebooks (its own, "
+                                       "not sft.epochs: enough checkpoints to follow)")
+    sft_eval_every: int = setting(10, help="steps between the checkpoints of that run")
+    sft_stages: str = setting("mixed", help="mixed (all records in one shuffled stage) or sequential "
+                                            "(the world's stages in order) for that run",
+                              choices=("mixed", "sequential"))
+
+    def check(self) -> DynamicsConfig:
+        """Validate; returns self.
+
+        Raises:
+            ValueError: An unknown target, baseline or rule, or a bad number.
+        """
+        from ilpnb.interactions.stopping import STOP_RULES  # numpy and pandas: only when checked
+
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        if self.baseline not in ("zero", "mean", "learned"):
+            raise ValueError(f"baseline must be zero, mean or learned, got {self.baseline!r}")
+        if self.stop_rule not in STOP_RULES:
+            raise ValueError(f"stop_rule must be one of {STOP_RULES}, got {self.stop_rule!r}")
+        if self.n_prompts < 1 or not 2 <= self.max_players <= 20:
+            raise ValueError(f"need n_prompts >= 1 and 2 <= max_players <= 20, got "
+                             f"{self.n_prompts}, {self.max_players}")
+        if self.salient_scale not in ("own", "base"):
+            raise ValueError(f"salient_scale must be 'own' or 'base', got {self.salient_scale!r}")
+        if not 0 < self.salient_frac < 1:
+            raise ValueError(f"salient_frac must be in (0, 1), got {self.salient_frac}")
+        return self
+
+    def interaction_settings(self) -> dict[str, Any]:
+        """The settings that determine the interactions (stored for resume checks)."""
+        keep = ("max_players", "baseline", "target", "and_or", "and_or_iterations", "merge_low_order")
+        return {k: getattr(self, k) for k in keep}
+
+
+@dataclass
+class RealConfig:
+    """The real track (notebook 09, ``ilpnb sft`` on a real model): a real LLM on a real SFT set.
+
+    The LoRA rank and the seed are ``sft.lora_r`` and ``sft.seed``; the rest is the real
+    model's own (the tiny model's lr 1e-3 ruins a real model's answers within a few updates).
     """
 
-    epochs: int = 3
-    batch_size: int = 16
-    lr: float = 1e-3
-    lora: bool = False
-    lora_r: int = 8
-    eval_every: str | int = "epoch"
-    criterion: str = "exact"
-    ordered: bool = False
-    seed: int = 0
-    converge: bool = True
-    converge_window: int = 3
-    converge_loss_tol: float = 0.01
-    converge_rel_tol: float = 0.02
-    converge_flip_share: float = 0.02
-    lr_scheduler: str = "cosine"
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
+    samples: int | None = setting(64, help="SFT samples used (None: the whole set)")
+    conflict_groups: int = setting(6, help="groups of duplicated questions kept whole in the subset (data conflicts)")
+    epochs: int = setting(3, help="passes over the samples (a fixed budget: convergence is not checked)")
+    batch_size: int = setting(8, help="samples per step")
+    eval_every: str | int = setting("epoch", help="evaluation points: 'epoch' or every K steps")
+    max_length: int = setting(192, help="longest sequence in tokens (the FAQ's longest pair is 168 with "
+                                        "SmolLM2's template)")
+    lora_lr: float = setting(1e-3, help="peak learning rate with LoRA")
+    full_lr: float = setting(5e-5, help="peak learning rate of full fine-tuning")
+    prompts: int = setting(3, help="prompts whose interactions are computed before and after SFT")
+    players: int = setting(7, help="words per interaction game (2^players masked forward passes per model)")
+    max_answer_chars: int | None = setting(None, help="draw only records whose answer has at most this many "
+                                                      "characters (None: any); kept conflict groups are exempt")
+    track_options: str = setting("ends", help="score the multiple-choice options at all points or only at the ends "
+                                              "(step 0, stage end, final)", choices=("all", "ends"))
+    target_tokens: int = setting(4, help="the interaction game's target: the first tokens of the gold answer")
+    diagnose: DiagnoseConfig = setting(help="how the diagnosis questions the real base model",
+                                       factory=lambda: DiagnoseConfig(n_samples=4, autoprobes=False, batch_size=16))
 
 
 @dataclass
 class Preset:
-    """All the settings of one preset."""
+    """All the settings of one preset: the one settings tree."""
 
-    name: str
-    world: WorldConfig
-    model: ModelConfig
-    pretrain: PretrainConfig
-    sft: SFTConfig = field(default_factory=SFTConfig)
+    name: str = setting("default", help="the preset's name (smoke, default or full)")
+    world: WorldConfig = setting(help="the controlled world", factory=WorldConfig)
+    model: ModelConfig = setting(help="the world's tiny base model", factory=ModelConfig)
+    pretrain: PretrainConfig = setting(help="pretraining of the tiny base model", factory=PretrainConfig)
+    sft: SFTConfig = setting(help="supervised fine-tuning", factory=SFTConfig)
+    diagnose: DiagnoseConfig = setting(help="the diagnosis of a world run", factory=DiagnoseConfig)
+    mitigate: MitigateConfig = setting(help="mitigation experiments", factory=MitigateConfig)
+    interactions: DynamicsConfig = setting(help="interaction dynamics", factory=DynamicsConfig)
+    real: RealConfig = setting(help="the real-model track", factory=RealConfig)
 
 
 def _counts(none: int, each: int) -> dict[str, int]:
@@ -140,6 +251,12 @@ PRESETS: dict[str, Preset] = {
         model=ModelConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128),
         pretrain=PretrainConfig(epochs=12, batch_size=8, lr=3e-3),
         sft=SFTConfig(epochs=8, batch_size=8),  # epochs: the cap of the convergence rule
+        mitigate=MitigateConfig(seeds=2),
+        # 54 samples, batch 8: 7 steps an epoch; 6 epochs, a checkpoint every 4 steps -> 11 + base
+        interactions=DynamicsConfig(n_prompts=8, and_or_iterations=500, sft_epochs=6, sft_eval_every=4),
+        # minutes on a 2-core CPU (the notebook test tier): 4 steps of 2 (the first is the lr warm-up), 3 points
+        real=RealConfig(samples=8, conflict_groups=1, epochs=1, batch_size=2, eval_every=2, prompts=1, players=5,
+                        max_answer_chars=200, diagnose=DiagnoseConfig(n_samples=2, autoprobes=False, batch_size=8)),
     ),
     "default": Preset(
         name="default",
@@ -147,6 +264,11 @@ PRESETS: dict[str, Preset] = {
         model=ModelConfig(),
         pretrain=PretrainConfig(epochs=16),  # the corpus repeats each fact in many contexts
         sft=SFTConfig(epochs=30),
+        # 300 samples, batch 16: 19 steps an epoch; 6 epochs, every 10 steps -> 12 + base; sized so
+        # notebooks 10 and 11 fit in `make run` on a laptop CPU (the reference model's pretraining dominates)
+        interactions=DynamicsConfig(n_prompts=12, max_players=8, and_or_iterations=2000, sft_epochs=6,
+                                    sft_eval_every=10),
+        real=RealConfig(),  # a laptop CPU
     ),
     "full": Preset(
         name="full",
@@ -155,19 +277,133 @@ PRESETS: dict[str, Preset] = {
                           intermediate_size=1408, max_length=96),
         pretrain=PretrainConfig(epochs=24, batch_size=32, lr=1e-3),
         sft=SFTConfig(epochs=30, batch_size=32, lr=3e-4),
+        interactions=DynamicsConfig(n_prompts=48, sft_epochs=8, sft_eval_every=50),
+        # the whole set, for a GPU; the diagnosis's own evidence defaults
+        real=RealConfig(samples=None, epochs=5, lora_lr=5e-4, full_lr=2e-5, prompts=4, players=8,
+                        track_options="all", diagnose=DiagnoseConfig()),
     ),
 }
 
 
-def get_preset(name: str) -> Preset:
-    """A fresh copy of a preset by name.
+# -- reading and changing the tree by dotted keys ------------------------------------------
+def setting_fields(cls: type = Preset, prefix: str = "") -> Iterator[tuple[str, Field, Any]]:
+    """Every leaf setting of a dataclass tree: (dotted key, field, type hint), in field order.
+
+    A field whose type is a dataclass is walked into; ``Preset.name`` is not a setting.
+    """
+    hints = get_type_hints(cls)
+    for f in fields(cls):
+        if cls is Preset and f.name == "name":
+            continue
+        key, hint = f"{prefix}{f.name}", hints[f.name]
+        if isinstance(hint, type) and is_dataclass(hint):
+            yield from setting_fields(hint, key + ".")
+        else:
+            yield key, f, hint
+
+
+def get_setting(tree: Any, key: str) -> Any:
+    """The value at a dotted key (``get_setting(preset, "sft.lr")``)."""
+    value = tree
+    for part in key.split("."):
+        value = value[part] if isinstance(value, Mapping) else getattr(value, part)
+    return value
+
+
+def check_value(value: Any, hint: Any, key: str, source: str = "settings") -> Any:
+    """``value`` if it has the type ``hint`` (an int is taken for a float, as a float); else ValueError naming the key."""
+    if _matches(value, hint):
+        return float(value) if hint is float else value
+    raise ValueError(f"{source}: setting '{key}' must be {_type_name(hint)}, got {value!r} ({type(value).__name__})")
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(_matches(value, a) for a in get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is Any:
+        return True
+    if origin is not None:  # dict[str, int], list[str]: the container, then the items of a dict
+        if not isinstance(value, origin):
+            return False
+        args = get_args(hint)
+        return origin is not dict or all(_matches(v, args[1]) for v in value.values())
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint in (int, float):
+        return isinstance(value, (int, float) if hint is float else int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    if get_origin(hint) in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(hint))
+    return "None" if hint is type(None) else getattr(hint, "__name__", str(hint))
+
+
+def _flatten(changes: Mapping[str, Any], leaves: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys from nested mappings (a mapping given for a leaf, e.g. ``world.counts``, is its value)."""
+    out: dict[str, Any] = {}
+    for key, value in changes.items():
+        if isinstance(value, Mapping) and f"{prefix}{key}" not in leaves:
+            out.update(_flatten(value, leaves, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def apply_overrides(tree: Any, changes: Mapping[str, Any], source: str = "settings") -> Any:
+    """Set dotted keys of a settings tree in place (``{"sft.lr": 1e-3, "world.counts.none": 10}``); returns it.
+
+    A nested mapping (``{"sft": {"lr": 1e-3}}``) is read as dotted keys. The world and the
+    interaction settings are validated again after a change.
 
     Raises:
-        KeyError: unknown preset (the message lists the known ones).
+        KeyError: an unknown key; the message names it, ``source`` and the closest valid key.
+        ValueError: a value of the wrong type, or one the world / interaction checks refuse.
+    """
+    leaves = {key: hint for key, _, hint in setting_fields(type(tree))}
+    flat = _flatten(changes, leaves)
+    for key, value in flat.items():
+        head, _, item = key.rpartition(".")
+        if key in leaves:
+            parent = get_setting(tree, head) if head else tree
+            setattr(parent, item, check_value(copy.deepcopy(value), leaves[key], key, source))
+        elif head in leaves and get_origin(leaves[head]) is dict and item in get_setting(tree, head):
+            mapping = get_setting(tree, head)
+            mapping[item] = check_value(value, get_args(leaves[head])[1], key, source)
+        else:
+            known = list(leaves) + [f"{k}.{c}" for k, h in leaves.items() if get_origin(h) is dict
+                                    for c in get_setting(tree, k)]
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (keys look like 'sft.lr'; see {type(tree).__name__})"
+            raise KeyError(f"{source}: unknown setting '{key}'{hint}")
+    touched = {k.split(".")[0] for k in flat}
+    if isinstance(tree, Preset):
+        if "world" in touched:
+            tree.world.validate(f"{source}: world")
+        if "interactions" in touched:
+            tree.interactions.check()
+    return tree
+
+
+def get_preset(name: str, **overrides: Any) -> Preset:
+    """A fresh copy of a preset by name, with dotted overrides.
+
+    Example:
+        ``get_preset("smoke", **{"sft.lr": 1e-3, "world.seed": 3})``
+
+    Raises:
+        KeyError: unknown preset (the message lists the known ones) or unknown setting
+            (the message names the closest valid key).
+        ValueError: a value of the wrong type.
     """
     if name not in PRESETS:
         raise KeyError(f"unknown preset '{name}' (known: {', '.join(PRESETS)})")
-    return copy.deepcopy(PRESETS[name])
+    preset = copy.deepcopy(PRESETS[name])
+    return apply_overrides(preset, overrides, source=f"preset '{name}'") if overrides else preset
 
 
 def to_dict(obj: Any) -> Any:
@@ -185,6 +421,4 @@ def override(obj: Any, changes: dict[str, Any], source: str = "override") -> Any
     for key in changes:
         if key not in known:
             raise KeyError(f"{source}: unknown key '{key}' for {type(obj).__name__} (known: {', '.join(sorted(known))})")
-    data = asdict(obj)
-    data.update(changes)
-    return type(obj)(**data)
+    return replace(copy.deepcopy(obj), **changes)

@@ -30,58 +30,50 @@ def _default_counts() -> dict[str, int]:
 class WorldConfig:
     """Settings of the synthetic world generator (all JSON-serialisable).
 
-    Attributes:
-        seed: random seed; the same config gives a byte-identical world folder.
-        counts: planted cause -> number of SFT samples with that cause.
-        n_cities: number of cities (objects of ``lives_in``); with many values per kind a
-            base model guessing a fact it was never told is rarely right by luck.
-        n_countries: number of countries (cities are spread over them).
-        extra_people: people that appear only in the corpus, not in the SFT set.
-        stated_share: chance that a fact no SFT sample depends on is stated in the corpus.
-        paraphrases: declarative sentences per stated fact (distinct paraphrases).
-        qa_repeats: question-answer lines per stated fact in the knowledge probe's wording.
-        qa_variants: question-answer lines per stated fact in other wordings.
-        city_repeats: how many times the corpus states the country of each city.
-        conflict_strength: how many times more often a fact contradicted by a
-            ``pretrain_conflict`` sample is stated than an ordinary fact.
-        stage0_share: share of the samples of every cause but ``left_forgetting`` (all in
-            the first stage) placed in the first stage, so the stage alone does not give
-            the cause away (in worlds with ``left_forgetting`` samples; else one stage).
-        interferers_per_forgetting: second-stage clean samples, per ``left_forgetting``
-            sample, asked with the forgetting structures and answered in their usual style
-            (the first stage answered them in the other style).
-        conflict_group_size: near-duplicate prompts per ``data_conflict`` group, and per
-            consistent paraphrase group of the other causes.
-        paraphrase_share: share of the samples of every cause but ``data_conflict`` and
-            ``rare_pattern`` that come in consistent paraphrase groups (same answer).
-        composite_share: share of the single clean, ``missing_knowledge`` and
-            ``pretrain_conflict`` samples with a frequent multi-part question and long answer.
-        rare_group_size: samples per rare structure of ``rare_pattern``.
-        reuse_share: chance that a question goes to a person already asked about (on other
-            facts), so several samples of any causes share a person.
-        two_hop_share: share of ``missing_knowledge`` one-fact samples that are two-hop
-            questions (the home country) whose bridge fact (the home city) is absent.
+    Each field's help is its ``metadata["help"]`` (the one description of the setting).
     """
 
-    seed: int = 0
-    counts: dict[str, int] = field(default_factory=_default_counts)
-    n_cities: int = 48
-    n_countries: int = 6
-    extra_people: int = 10
-    stated_share: float = 0.3
-    paraphrases: int = 3
-    qa_repeats: int = 3
-    qa_variants: int = 3
-    city_repeats: int = 4
-    conflict_strength: int = 4
-    stage0_share: float = 0.45
-    interferers_per_forgetting: float = 1.0
-    conflict_group_size: int = 2
-    paraphrase_share: float = 0.25
-    composite_share: float = 0.3
-    rare_group_size: int = 3
-    reuse_share: float = 0.5
-    two_hop_share: float = 0.5
+    seed: int = field(default=0, metadata={"help": "random seed; the same config gives a byte-identical world folder"})
+    counts: dict[str, int] = field(default_factory=_default_counts, metadata={
+        "help": "planted cause -> number of SFT samples with that cause"})
+    n_cities: int = field(default=48, metadata={
+        "help": "number of cities (objects of lives_in); with many values per kind a base model guessing a fact "
+                "it was never told is rarely right by luck"})
+    n_countries: int = field(default=6, metadata={"help": "number of countries (cities are spread over them)"})
+    extra_people: int = field(default=10, metadata={"help": "people that appear only in the corpus, not in the SFT set"})
+    stated_share: float = field(default=0.3, metadata={
+        "help": "chance that a fact no SFT sample depends on is stated in the corpus"})
+    paraphrases: int = field(default=3, metadata={"help": "declarative sentences per stated fact (distinct paraphrases)"})
+    qa_repeats: int = field(default=3, metadata={
+        "help": "question-answer lines per stated fact in the knowledge probe's wording"})
+    qa_variants: int = field(default=3, metadata={"help": "question-answer lines per stated fact in other wordings"})
+    city_repeats: int = field(default=4, metadata={"help": "how many times the corpus states the country of each city"})
+    conflict_strength: int = field(default=4, metadata={
+        "help": "how many times more often a fact contradicted by a pretrain_conflict sample is stated than an "
+                "ordinary fact"})
+    stage0_share: float = field(default=0.45, metadata={
+        "help": "share of the samples of every cause but left_forgetting (all in the first stage) placed in the "
+                "first stage, so the stage alone does not give the cause away (in worlds with left_forgetting "
+                "samples; else one stage)"})
+    interferers_per_forgetting: float = field(default=1.0, metadata={
+        "help": "second-stage clean samples, per left_forgetting sample, asked with the forgetting structures and "
+                "answered in their usual style (the first stage answered them in the other style)"})
+    conflict_group_size: int = field(default=2, metadata={
+        "help": "near-duplicate prompts per data_conflict group, and per consistent paraphrase group of the other "
+                "causes"})
+    paraphrase_share: float = field(default=0.25, metadata={
+        "help": "share of the samples of every cause but data_conflict and rare_pattern that come in consistent "
+                "paraphrase groups (same answer)"})
+    composite_share: float = field(default=0.3, metadata={
+        "help": "share of the single clean, missing_knowledge and pretrain_conflict samples with a frequent "
+                "multi-part question and long answer"})
+    rare_group_size: int = field(default=3, metadata={"help": "samples per rare structure of rare_pattern"})
+    reuse_share: float = field(default=0.5, metadata={
+        "help": "chance that a question goes to a person already asked about (on other facts), so several samples "
+                "of any causes share a person"})
+    two_hop_share: float = field(default=0.5, metadata={
+        "help": "share of missing_knowledge one-fact samples that are two-hop questions (the home country) whose "
+                "bridge fact (the home city) is absent"})
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a plain dict with every key (counts in the canonical order)."""

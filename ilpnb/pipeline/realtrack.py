@@ -5,10 +5,12 @@ something no one planted: SmolLM2-135M-Instruct (shipped inside the ``llm-smollm
 see :mod:`ilpnb.models.registry`) fine-tuned on 503 real question-answer pairs about Swedish
 construction regulation (``faq-en``, see :mod:`ilpnb.data.packaged`).
 
-The presets of :mod:`ilpnb.config` are tuned for the world's tiny model (full fine-tuning of
+The SFT settings of the presets are tuned for the world's tiny model (full fine-tuning of
 SmolLM2 at their lr 1e-3 stays finite but ruins the model's general answers within a few
-updates), so this module keeps its own settings per preset, :data:`REAL_TRACK`: how many samples, epochs, batch, sequence length, the learning
-rates of LoRA and of full fine-tuning, and the size of the interaction games.
+updates), so the real track has its own sub-tree of each preset, ``Preset.real``
+(:class:`ilpnb.config.RealConfig`): how many samples, epochs, batch, sequence length, the
+learning rates of LoRA and of full fine-tuning, the size of the interaction games and how the
+diagnosis questions the real model; :func:`real_settings` and :data:`REAL_TRACK` read it.
 
 * :func:`select_subset` — a seeded, category-balanced subset that keeps whole groups of
   duplicated questions (the set's natural data conflicts);
@@ -26,13 +28,14 @@ import json
 import random
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ilpnb.config import PRESETS, Preset, get_preset, to_dict
 from ilpnb.data.records import SFTRecord
 from ilpnb.pipeline.steps import record, reuse
 from ilpnb.runs import Run, base_rows, final_rows
@@ -41,6 +44,7 @@ __all__ = [
     "REAL_TRACK",
     "RealTrackSettings",
     "real_settings",
+    "evidence_settings",
     "conflict_groups",
     "select_subset",
     "sft_overrides",
@@ -62,27 +66,11 @@ DATA = "faq-en"
 
 @dataclass(frozen=True)
 class RealTrackSettings:
-    """Settings of the real track at one preset.
+    """The real track's settings at one preset, as one flat view of the settings tree.
 
-    Attributes:
-        samples: SFT samples used (``None``: the whole set).
-        conflict_groups: groups of duplicated questions kept whole in the subset (data conflicts).
-        epochs: passes over the samples.
-        batch_size: samples per step.
-        eval_every: evaluation points: ``"epoch"`` or every K steps.
-        max_length: longest sequence in tokens (the FAQ's longest pair is 168 with SmolLM2's template).
-        lora_r: LoRA rank (alpha = 2r, all linear layers).
-        lora_lr: peak learning rate with LoRA.
-        full_lr: peak learning rate of full fine-tuning.
-        prompts: prompts whose interactions are computed before and after SFT.
-        players: words per interaction game (``2^players`` masked forward passes per model).
-        max_answer_chars: draw only records whose answer has at most this many characters
-            (``None``: any); the kept conflict groups are exempt. Keeps ``smoke`` cheap without
-            truncating anything.
-        track_options: score the multiple-choice options at ``"all"`` points or only at the
-            ``"ends"`` (step 0, stage end, final; each option costs a forward pass per sample).
-        target_tokens: the game's target: the first tokens of the gold answer (log-odds summed).
-        seed: seed of the subset, the data order and LoRA initialisation.
+    Every field but two is ``Preset.real`` (:class:`ilpnb.config.RealConfig`, where each
+    field's help lives); ``lora_r`` and ``seed`` are ``Preset.sft.lora_r`` and
+    ``Preset.sft.seed`` (one LoRA rank and one seed per preset). Built by :func:`real_settings`.
     """
 
     samples: int | None
@@ -102,29 +90,19 @@ class RealTrackSettings:
     seed: int = 0
 
 
-REAL_TRACK: dict[str, RealTrackSettings] = {
-    # minutes on a 2-core CPU (the notebook test tier): 4 steps of 2 (the first is the lr warm-up), 3 points
-    "smoke": RealTrackSettings(samples=8, conflict_groups=1, epochs=1, batch_size=2, eval_every=2, max_length=192,
-                               lora_r=8, lora_lr=1e-3, full_lr=5e-5, prompts=1, players=5, max_answer_chars=200),
-    # a laptop CPU
-    "default": RealTrackSettings(samples=64, conflict_groups=6, epochs=3, batch_size=8, eval_every="epoch",
-                                 max_length=192, lora_r=8, lora_lr=1e-3, full_lr=5e-5, prompts=3, players=7),
-    # the whole set, for a GPU
-    "full": RealTrackSettings(samples=None, conflict_groups=6, epochs=5, batch_size=8, eval_every="epoch",
-                              max_length=192, lora_r=8, lora_lr=5e-4, full_lr=2e-5, prompts=4, players=8,
-                              track_options="all"),
-}
-
-
-def real_settings(preset: str) -> RealTrackSettings:
-    """The real-track settings of a preset.
+def real_settings(preset: str | Preset) -> RealTrackSettings:
+    """The real-track settings of a preset (a name, or a :class:`Preset` with overrides applied).
 
     Raises:
         KeyError: unknown preset (the message lists the known ones).
     """
-    if preset not in REAL_TRACK:
-        raise KeyError(f"unknown preset '{preset}' (known: {', '.join(REAL_TRACK)})")
-    return REAL_TRACK[preset]
+    p = preset if isinstance(preset, Preset) else get_preset(preset)
+    real = {f.name: getattr(p.real, f.name) for f in fields(p.real) if f.name != "diagnose"}
+    return RealTrackSettings(**real, lora_r=p.sft.lora_r, seed=p.sft.seed)
+
+
+REAL_TRACK: dict[str, RealTrackSettings] = {name: real_settings(name) for name in PRESETS}
+"""The real-track settings per preset (read from :data:`ilpnb.config.PRESETS`)."""
 
 
 def _norm(text: str) -> str:
@@ -189,8 +167,9 @@ def sft_overrides(settings: RealTrackSettings, full_ft: bool = False) -> dict[st
             "converge": False}
 
 
-def evidence_settings(preset: str) -> Any:
-    """How the diagnosis questions a real base model at a preset (:class:`EvidenceSettings`).
+def evidence_settings(preset: str | Preset) -> Any:
+    """How the diagnosis questions a real base model at a preset (:class:`EvidenceSettings`):
+    ``Preset.real.diagnose``.
 
     Long FAQ answers make sampling a 135M model on a CPU the slow part of a diagnosis, so
     ``smoke`` and ``default`` sample fewer answers and skip the other framings; ``full``
@@ -198,11 +177,8 @@ def evidence_settings(preset: str) -> Any:
     """
     from ilpnb.diagnose.evidence import EvidenceSettings
 
-    if preset == "smoke":
-        return EvidenceSettings(n_samples=2, autoprobes=False, batch_size=8)
-    if preset == "default":
-        return EvidenceSettings(n_samples=4, autoprobes=False, batch_size=16)
-    return EvidenceSettings()
+    p = preset if isinstance(preset, Preset) else get_preset(preset)
+    return EvidenceSettings(**to_dict(p.real.diagnose))
 
 
 def real_job(preset: str, full_ft: bool = False) -> dict[str, Any]:
