@@ -1,24 +1,33 @@
-"""A mitigation as a controlled experiment: treated vs matched control, over seeds.
+"""A mitigation as a controlled experiment: treated vs a generic and a placebo control, over seeds.
 
-:func:`run_mitigation` reads a diagnosed SFT run, builds the treated plan (on the samples
-diagnosed with the cause) and its matched control (the same plan on as many random other
-samples), fine-tunes both from the same base model for each seed, and measures per cause:
+:func:`run_mitigation` reads a diagnosed SFT run and, for each seed, fine-tunes from the same
+base model with the same seed and the same fixed budget (the epochs the diagnosed run needed):
 
-* **recovery** — share of that cause's unlearned samples (in the diagnosed run) learned now
-  (samples an intervention deletes are counted apart, not as recovered or lost; samples it
-  relabels count as recovered when the new label is reproduced);
-* **spill-over** — recovery of the other causes' unlearned samples;
-* **collateral loss** — share of the samples learned in the diagnosed run that are not now;
-* **held-out recall** — knowledge probes answered by the final model (where probes exist).
+* ``unmodified`` — the plain run (shared by every experiment of the run folder);
+* ``treated`` — the intervention on the samples diagnosed with the cause;
+* ``generic`` — the same targets upsampled to the extra trained examples the treated arm spent
+  on them (counted from its ``train_dynamics``; for ``cpt``, the knowledge tokens it read), so
+  it spends the same compute without the cause-specific idea; a plan adding nothing has the
+  unmodified run as its generic control;
+* ``placebo`` — the same plan on as many random samples of other causes (none for ``shuffle``,
+  whose data do not depend on the ids).
 
-Results (one row per seed × arm × cause) go to ``RUN/mitigation/<cause>-<method>-x<k>/``;
-:func:`summarize` gives means and 95% t-intervals over seeds, and of the treated−control
-difference per seed. Finished arms are skipped when the experiment is run again.
+Every arm is measured by :mod:`ilpnb.mitigate.measure` on the **same ids** (the target cause's
+unlearned samples, minus those the treated plan deletes: a deletion is judged on the kept
+sample), against their **original labels** (and, on a world, the truth), and records its
+compute. Per cause: recovery (the target cause; spill-over for the others), recovery on the
+truth, collateral loss (share of the samples learned before that are not now) and the mean
+loss on them, held-out probe recall. Results (one row per seed × arm × cause) go to
+``RUN/mitigation/<cause>-<method>-x<k>/results.parquet``; :func:`summarize` gives means and
+95% t-intervals over seeds of each arm and of treated−generic / treated−placebo per seed.
+Finished arms are reused when the experiment is run again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +35,44 @@ import numpy as np
 import pandas as pd
 
 from ilpnb.causes import CAUSES
-from ilpnb.mitigate.interventions import DEFAULT_METHOD, Plan, build_plan
+from ilpnb.mitigate.interventions import (DEFAULT_FACTOR, DEFAULT_METHOD, GENERIC_METHODS, Plan, build_plan,
+                                          generic_plan, has_placebo, same_training)
 from ilpnb.runs import Run
 
-__all__ = ["run_mitigation", "summarize", "t_interval", "load_results"]
+__all__ = ["MitigationSettings", "Experiment", "ARMS", "run_mitigation", "summarize", "t_interval", "load_results"]
+
+#: The arms of an experiment, in report order.
+ARMS: tuple[str, ...] = ("treated", "generic", "placebo", "unmodified")
+
+
+@dataclass(frozen=True)
+class MitigationSettings:
+    """Knobs of the mitigation experiments (kept here, not in the preset tree).
+
+    Attributes:
+        mix: share of knowledge text in continued pretraining (0.2 = 0.8 general / 0.2 knowledge).
+        docs_per_fact: knowledge documents per missing fact (about 20 in the published study).
+        cpt_epochs: passes of continued pretraining over its mixture.
+        resample_drop: relative token-accuracy drop that also triggers dynamic resampling.
+        resample_every: evaluation (re-check) interval of ``resample`` arms in steps (None: the run's).
+    """
+
+    mix: float = 0.2
+    docs_per_fact: int = 20
+    cpt_epochs: int = 3
+    resample_drop: float = 0.2
+    resample_every: int | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> "MitigationSettings":
+        """Settings from a dict, naming an unknown key."""
+        values = dict(values or {})
+        values.setdefault("docs_per_fact", values.pop("docs_per_sample", cls.docs_per_fact))
+        known = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(values) - known)
+        if bad:
+            raise ValueError(f"mitigation settings: unknown key(s) {', '.join(bad)} (known: {', '.join(sorted(known))})")
+        return cls(**values)
 
 
 def _fixed_budget(run: Path, config: dict[str, Any]) -> dict[str, Any]:
@@ -60,138 +103,232 @@ def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, f
     return m, m - half, m + half
 
 
-def _inputs(run: Path) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, dict[str, str], dict[str, float]]:
-    reader = Run(run)
-    config, diagnosis = reader.config, reader.diagnosis()
-    if diagnosis is None:
-        raise FileNotFoundError(f"{run / 'diagnosis.parquet'}: the run is not diagnosed yet; "
-                                f"run `ilpnb diagnose {run}` first")
-    records = reader.records_table()
-    dyn = reader.dynamics()
-    base, final = reader.base(dyn), reader.final(dyn)
-    base_answer = {i: a for i, a in base.get("base_top_answer", pd.Series(dtype=object)).items() if isinstance(a, str)}
-    return config, diagnosis, records, base_answer, final["token_acc"].astype(float).to_dict()
+class Experiment:
+    """The diagnosed run an experiment reads, and the arms it trains (cached in ``RUN/mitigation``)."""
 
+    def __init__(self, run: str | Path, settings: dict[str, Any] | MitigationSettings | None = None,
+                 progress: bool = False) -> None:
+        from ilpnb.mitigate.measure import arm_context
 
-def _base_model(config: dict[str, Any], plan: Plan, records: pd.DataFrame, seed: int, settings: dict[str, Any]) -> str:
-    if not plan.cpt_ids:
-        return config["model"]
-    from ilpnb.mitigate.cpt import continued_pretraining, knowledge_documents
-    from ilpnb.models.registry import load_model_and_tokenizer
-    from ilpnb.train.format import prompt_text
+        self.run = Path(run)
+        self.settings = settings if isinstance(settings, MitigationSettings) else MitigationSettings.from_dict(settings)
+        self.progress = progress
+        reader = Run(self.run)
+        self.config, self.diagnosis = reader.config, reader.diagnosis()
+        if self.diagnosis is None:
+            raise FileNotFoundError(f"{self.run / 'diagnosis.parquet'}: the run is not diagnosed yet; "
+                                    f"run `ilpnb diagnose {self.run}` first")
+        self.diagnosis = self.diagnosis.assign(id=self.diagnosis["id"].astype(str))
+        self.records = reader.records_table()
+        dyn = reader.dynamics()
+        base, final = reader.base(dyn), reader.final(dyn)
+        self.base_answer = {i: a for i, a in base.get("base_top_answer", pd.Series(dtype=object)).items()
+                            if isinstance(a, str)}
+        self.final_score = final["token_acc"].astype(float).to_dict()
+        self.budget = _fixed_budget(self.run, self.config)
+        self.ctx = arm_context(self.config)
+        d = self.diagnosis.set_index("id")
+        self.before = d["learned"].astype(bool)
+        self.cause_of = d["cause"].astype(str)
 
-    _, tok = load_model_and_tokenizer(config["model"])
-    pairs = [(records.at[i, "prompt"], records.at[i, "response"]) for i in plan.cpt_ids]
-    knowledge = knowledge_documents(pairs, lambda p: prompt_text(tok, p).removeprefix(tok.bos_token or ""),
-                                    settings.get("docs_per_sample", 20))
-    general: list[str] = []
-    if config.get("world") and (Path(config["world"]) / "pretrain.txt").exists():
-        general = [x for x in (Path(config["world"]) / "pretrain.txt").read_text().splitlines() if x.strip()]
-    else:
-        general = [f"{p} {r}" for p, r in zip(records["prompt"], records["response"])]
-    return str(continued_pretraining(config["model"], knowledge, general, mix=settings.get("mix", 0.2),
-                                     epochs=settings.get("cpt_epochs", 3), seed=seed))
+    # -- plans and arms ----------------------------------------------------------------
+    def plan(self, cause: str, method: str, k: int, seed: int, placebo: bool = False) -> Plan:
+        """The treated plan of ``method`` on ``cause`` (or its placebo)."""
+        return build_plan(cause, method, self.diagnosis, self.records, self.base_answer, self.final_score,
+                          control=placebo, seed=seed, factor=k, resample_drop=self.settings.resample_drop)
 
+    def arm(self, folder: Path, plan: Plan, seed: int) -> Path:
+        """Train one arm into ``folder`` (reused when finished) and return it."""
+        from ilpnb.train.sft import run_sft
 
-def _held_out(run_dir: Path, config: dict[str, Any]) -> float:
-    """Recall of the world's knowledge probes by the run's final model (NaN without probes)."""
-    probes = Path(config["world"]) / "probes.jsonl" if config.get("world") else None
-    ends = sorted((run_dir / "checkpoints").glob("stage-*-end"))
-    if probes is None or not probes.exists() or not ends:
-        return math.nan
-    from ilpnb.models.registry import load_model_and_tokenizer
-    from ilpnb.probe.knowledge import read_probes, run_probes
+        if not (folder / "samples.parquet").exists():
+            sft = dict(self.config["sft"], seed=seed, **self.budget)
+            if plan.resample and self.settings.resample_every:
+                sft["eval_every"] = self.settings.resample_every
+            run_sft(folder, model=self.base_model(plan, seed), data=self.config["data"], world=self.config.get("world"),
+                    preset=self.config["preset"], sft=sft, resume=folder.exists(), progress=self.progress,
+                    plan=plan.to_dict(), stages=plan.stages, track="ends" if plan.resample == 0 else "points",
+                    checkpoints="stages", max_length=self.config.get("max_length", 256))
+        return folder
 
-    model, tok = load_model_and_tokenizer(str(ends[-1]))
-    return float(run_probes(model, tok, read_probes(probes))["recall"].mean())
+    def unmodified(self, seed: int) -> Path:
+        """The plain run of ``seed`` with the fixed budget (shared by every experiment)."""
+        return self.arm(self.run / "mitigation" / "unmodified" / f"seed-{seed}", Plan(), seed)
 
+    def knowledge(self, ids: list[str], seed: int) -> list[str]:
+        """The knowledge documents of ``ids``: on a world, their facts in paraphrased statements;
+        else their question and answer in several forms."""
+        from ilpnb.mitigate.cpt import fact_documents, knowledge_documents
+        from ilpnb.mitigate.measure import _world_meta
 
-def _measure(arm_dir: Path, diagnosis: pd.DataFrame, plan: Plan, config: dict[str, Any]) -> list[dict[str, Any]]:
-    after = pd.read_parquet(arm_dir / "samples.parquet").set_index("id")["learned"].astype(bool)
-    d = diagnosis.set_index("id")
-    before = d["learned"].astype(bool)
-    held = _held_out(arm_dir, config)
-    rows = []
-    learned_before = before[before].index
-    collateral = float((~after.reindex(learned_before).fillna(False)).mean()) if len(learned_before) else math.nan
-    deleted = set(plan.exclude)
-    for cause in CAUSES:
-        all_ids = d.index[(~before) & (d["cause"] == cause)]
-        ids = [i for i in all_ids if i not in deleted]  # a deleted sample is given up, not recovered
-        rows.append({"cause": cause, "unlearned": len(all_ids), "deleted": len(all_ids) - len(ids),
-                     "recovery": float(after.reindex(ids).fillna(False).mean()) if len(ids) else math.nan,
-                     "collateral_loss": collateral, "held_out_recall": held,
-                     "unlearned_share": float((~after).mean())})
-    return rows
+        meta = _world_meta(self.config)
+        if meta is not None:
+            samples = {s["id"]: s for s in meta.get("samples", [])}
+            facts = sorted({(samples[i]["subject"], rel, obj) for i in ids if i in samples
+                            for rel, obj in zip(samples[i]["relations"], samples[i]["answer_objects"])})
+            return fact_documents(facts, self.settings.docs_per_fact, seed=seed)
+        from ilpnb.models.registry import load_model_and_tokenizer
+        from ilpnb.train.format import prompt_text
+
+        _, tok = load_model_and_tokenizer(self.config["model"])
+        pairs = [(self.records.at[i, "prompt"], self.records.at[i, "response"]) for i in ids]
+        return knowledge_documents(pairs, lambda p: prompt_text(tok, p).removeprefix(tok.bos_token or ""),
+                                   self.settings.docs_per_fact)
+
+    def base_model(self, plan: Plan, seed: int) -> str:
+        """The arm's base model: the run's, or a continued-pretraining model for ``cpt``."""
+        if not plan.cpt_ids:
+            return self.config["model"]
+        from ilpnb.mitigate.cpt import continued_pretraining
+
+        world = self.config.get("world")
+        corpus = Path(world) / "pretrain.txt" if world else None
+        if corpus is not None and corpus.exists():
+            general = [x for x in corpus.read_text().splitlines() if x.strip()]
+        else:
+            general = [f"{p} {r}" for p, r in zip(self.records["prompt"], self.records["response"])]
+        return str(continued_pretraining(self.config["model"], self.knowledge(plan.cpt_ids, seed), general,
+                                         mix=self.settings.mix, epochs=self.settings.cpt_epochs, seed=seed))
+
+    def extra_examples(self, treated: Plan, treated_dir: Path, seed: int) -> dict[str, int]:
+        """id -> extra trained examples the treated arm spent on each target over the unmodified run
+        (for ``cpt``: its knowledge tokens per target, in examples of that target's length)."""
+        from ilpnb.mitigate.measure import schedule_counts
+
+        if treated.cpt_ids:
+            from ilpnb.models.registry import load_model_and_tokenizer
+
+            _, tok = load_model_and_tokenizer(self.config["model"])
+            out = {}
+            for i in treated.cpt_ids:
+                docs = self.knowledge([i], seed)
+                tokens = sum(len(x) + 1 for x in tok(docs, add_special_tokens=True)["input_ids"]) * self.settings.cpt_epochs
+                length = len(tok(f"{self.records.at[i, 'prompt']} {self.records.at[i, 'response']}")["input_ids"])
+                out[i] = round(tokens / max(1, length))
+            return out
+        plain, trained = schedule_counts(self.unmodified(seed)), schedule_counts(treated_dir)
+        return {i: max(0, trained.get(i, 0) - plain.get(i, 0)) for i in treated.targets}
+
+    # -- measuring -----------------------------------------------------------------------
+    def judged(self, treated: Plan) -> dict[str, list[str]]:
+        """cause -> the ids every arm is judged on: its unlearned samples, minus the treated deletions."""
+        deleted = set(treated.exclude)
+        return {c: [i for i in self.cause_of.index[(~self.before) & (self.cause_of == c)] if i not in deleted]
+                for c in CAUSES}
+
+    def measure(self, folder: Path, plan: Plan, judged: dict[str, list[str]], seed: int) -> list[dict[str, Any]]:
+        """One row per cause: recovery on the original labels and on the truth, collateral, held-out
+        recall and the arm's compute."""
+        from ilpnb.mitigate.measure import arm_compute, held_out_recall, learned_table
+
+        table = learned_table(folder, plan.to_dict(), self.ctx)
+        kept = self.before[self.before].index
+        compute = arm_compute(folder, plan.to_dict(), self.base_model(plan, seed) if plan.cpt_ids else self.config["model"])
+        common = {"collateral_loss": float((~table["learned"].reindex(kept).fillna(False).astype(bool)).mean())
+                  if len(kept) else math.nan,
+                  "learned_loss": float(table["loss"].reindex(kept).mean()) if len(kept) else math.nan,
+                  "held_out_recall": held_out_recall(folder, self.ctx), **compute,
+                  "run_dir": str(folder.relative_to(self.run))}
+        rows = []
+        for cause in CAUSES:
+            ids = judged[cause]
+            rows.append({"cause": cause, "unlearned": len(ids),
+                         "recovery": float(table["learned"].reindex(ids).fillna(False).mean()) if ids else math.nan,
+                         "recovery_truth": float(table["learned_truth"].reindex(ids).fillna(False).mean())
+                         if ids else math.nan, **common})
+        return rows
 
 
 def run_mitigation(run: str | Path, cause: str, method: str | None = None, seeds: int | list[int] = 3,
-                   factor: int | None = None, settings: dict[str, Any] | None = None, progress: bool = False) -> pd.DataFrame:
-    """Run a targeted intervention and its matched control over seeds, and measure them.
+                   factor: int | None = None, settings: dict[str, Any] | None = None, progress: bool = False,
+                   arms: tuple[str, ...] = ARMS) -> pd.DataFrame:
+    """Run an intervention, its generic and placebo controls and the unmodified run over seeds.
 
     Args:
         run: a diagnosed SFT run folder.
         cause: the cause to mitigate.
-        method: the intervention (default: the cause's first, see ``INTERVENTIONS``).
+        method: the intervention (default: the cause's, see ``DEFAULT_METHOD``).
         seeds: number of seeds (0..K-1) or the list of seeds.
         factor: k of weights, copies and resampling (default: per method, see ``DEFAULT_FACTOR``).
-        settings: extra knobs (``mix``, ``docs_per_sample``, ``cpt_epochs`` for ``cpt``).
+        settings: :class:`MitigationSettings` fields (``mix``, ``docs_per_fact``, ``cpt_epochs``, ...).
         progress: tqdm bars of the fine-tuning runs.
+        arms: the arms to run and measure (``treated`` is always run).
 
     Returns:
-        One row per seed × arm × cause (also saved as ``results.parquet``).
+        One row per seed × arm × cause (also saved as ``results.parquet``, summary in ``summary.csv``).
     """
-    from ilpnb.train.sft import run_sft
-
-    run = Path(run)
     method = method or DEFAULT_METHOD.get(cause)
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    settings = settings or {}
-    config, diagnosis, records, base_answer, final_score = _inputs(run)
-    from ilpnb.mitigate.interventions import DEFAULT_FACTOR
-
+    exp = Experiment(run, settings, progress)
     k = factor or DEFAULT_FACTOR.get(method, 4)
-    out = run / "mitigation" / f"{cause}-{method}-x{k}"
+    out = exp.run / "mitigation" / f"{cause}-{method}-x{k}"
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     for seed in seeds:
-        for arm in ("treated", "control"):
-            plan = build_plan(cause, method, diagnosis, records, base_answer, final_score, control=arm == "control",
-                              seed=seed, factor=k)
-            arm_dir = out / f"seed-{seed}" / arm
-            if not (arm_dir / "samples.parquet").exists():
-                model = _base_model(config, plan, records, seed, settings)
-                sft = dict(config["sft"], seed=seed, **_fixed_budget(run, config))
-                run_sft(arm_dir, model=model, data=config["data"], world=config.get("world"), preset=config["preset"],
-                        sft=sft, resume=arm_dir.exists(), progress=progress, plan=plan.to_dict(), stages=plan.stages,
-                        track="ends" if plan.resample == 0 else "points", checkpoints="stages",
-                        max_length=config.get("max_length", 256))
-            for row in _measure(arm_dir, diagnosis, plan, config):
-                rows.append({"seed": seed, "arm": arm, "method": method, "target": cause, **row})
+        treated = exp.plan(cause, method, k, seed)
+        judged = exp.judged(treated)
+        folders = {"treated": (exp.arm(out / f"seed-{seed}" / "treated", treated, seed), treated)}
+        if "unmodified" in arms or "generic" in arms:
+            folders["unmodified"] = (exp.unmodified(seed), Plan())
+        if "generic" in arms:
+            generic = generic_plan(treated, exp.extra_examples(treated, folders["treated"][0], seed),
+                                   int(exp.budget["epochs"]))
+            if same_training(generic, treated) or method in GENERIC_METHODS and not generic.repeats:
+                folders["generic"] = folders["treated"]  # the method is itself the generic fix
+            elif not generic.repeats:
+                folders["generic"] = (folders["unmodified"][0], generic)  # nothing extra to match
+            else:
+                folders["generic"] = (exp.arm(out / f"seed-{seed}" / "generic", generic, seed), generic)
+        if "placebo" in arms and has_placebo(method):
+            placebo = exp.plan(cause, method, k, seed, placebo=True)
+            folders["placebo"] = (exp.arm(out / f"seed-{seed}" / "placebo", placebo, seed), placebo)
+        for arm in ARMS:
+            if arm not in folders or arm not in arms and arm != "treated":
+                continue
+            folder, plan = folders[arm]
+            for row in exp.measure(folder, plan, judged, seed):
+                rows.append({"seed": seed, "arm": arm, "method": method, "target": cause, "factor": k, **row})
     table = pd.DataFrame(rows)
     table.to_parquet(out / "results.parquet", index=False)
-    summarize(table).to_csv(out / "summary.csv")
+    summarize(table).to_csv(out / "summary.csv", index=False)
     return table
 
 
+def _arm_stats(results: pd.DataFrame, arm: str, column: str = "recovery") -> pd.Series:
+    return results[results["arm"] == arm].set_index("seed")[column]
+
+
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Per (target, method, cause): treated and control recovery (mean, 95% CI over seeds), the
-    treated−control difference per seed (mean, CI), and collateral loss / held-out recall."""
+    """Per (target, method, cause): each arm's recovery (mean, 95% CI over seeds), the per-seed
+    differences treated−generic and treated−placebo (mean, CI), the verdicts, collateral, held-out
+    recall and compute per arm. A method is ``cause_specific`` only when treated−generic is above 0
+    (CI lower bound) and it is not a generic method itself; ``difference`` is treated−generic (or
+    treated−placebo where no generic arm was run). Rows of an arm named ``control`` (results of the
+    former single-control design) are read as the placebo."""
+    results = results.replace({"arm": {"control": "placebo"}})  # results written before the generic control
     rows = []
     for (target, method, cause), g in results.groupby(["target", "method", "cause"], sort=False):
-        t = g[g["arm"] == "treated"].set_index("seed")
-        c = g[g["arm"] == "control"].set_index("seed")
-        diff = (t["recovery"] - c["recovery"].reindex(t.index)).to_numpy()
-        tm, tl, th = t_interval(t["recovery"].to_numpy())
-        cm, cl, ch = t_interval(c["recovery"].to_numpy())
-        dm, dl, dh = t_interval(diff)
-        rows.append({"target": target, "method": method, "cause": cause, "unlearned": int(g["unlearned"].iloc[0]),
-                     "treated": tm, "treated_lo": tl, "treated_hi": th, "control": cm, "control_lo": cl,
-                     "control_hi": ch, "difference": dm, "difference_lo": dl, "difference_hi": dh,
-                     "collateral_treated": float(t["collateral_loss"].mean()),
-                     "collateral_control": float(c["collateral_loss"].mean()),
-                     "held_out_treated": float(t["held_out_recall"].mean()),
-                     "held_out_control": float(c["held_out_recall"].mean()), "seeds": len(t)})
+        row: dict[str, Any] = {"target": target, "method": method, "cause": cause, "unlearned": int(g["unlearned"].iloc[0]),
+                               "seeds": int(g["seed"].nunique())}
+        treated = _arm_stats(g, "treated")
+        for arm in ARMS:
+            values = _arm_stats(g, arm)
+            row[arm], row[f"{arm}_lo"], row[f"{arm}_hi"] = t_interval(values.to_numpy())
+            truth = _arm_stats(g, arm, "recovery_truth") if "recovery_truth" in g else values * math.nan
+            row[f"{arm}_truth"] = float(truth.mean()) if len(truth) else math.nan
+            for col in ("collateral_loss", "learned_loss", "held_out_recall", "steps", "tokens", "cpt_tokens"):
+                part = _arm_stats(g, arm, col) if col in g else values * math.nan
+                row[f"{col}_{arm}"] = float(part.mean()) if len(part) else math.nan
+        for arm in ("generic", "placebo", "unmodified"):
+            diff = (treated - _arm_stats(g, arm).reindex(treated.index)).to_numpy()
+            name = f"vs_{arm}"
+            row[name], row[f"{name}_lo"], row[f"{name}_hi"] = t_interval(diff)
+        decisive = "generic" if (g["arm"] == "generic").any() else "placebo"
+        for end in ("", "_lo", "_hi"):  # the difference a fix must clear: its generic control where there is one
+            row[f"difference{end}"] = row[f"vs_{decisive}{end}"]
+        row["beats_placebo"] = bool(row["vs_placebo_lo"] > 0)
+        row["cause_specific"] = bool(row["vs_generic_lo"] > 0) and method not in GENERIC_METHODS
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

@@ -74,21 +74,34 @@ def stage_examples(plan: dict[str, Any] | None, ids: list[str], stages: list[int
         return data, None
     sampler = PlanSampler(len(data), batch_size, seed=seed, ordered=ordered,
                           groups=[groups_of.get(ids[ex["idx"]]) for ex in data] if groups_of else None)
+    sampler.resample_only = set(plan.get("resample_ids") or [])  # empty: any sample may be resampled
+    sampler.resample_drop = float(plan.get("resample_drop") or 0.0)
     return data, sampler
 
 
 class ResampleOnDrop:
     """Dynamic resampling: after each evaluation point, samples whose exact reproduction
-    dropped since the previous point get multiplicity ``factor`` in the stage's sampler."""
+    dropped since the previous point (or, with the sampler's ``resample_drop`` r > 0, whose token
+    accuracy fell by a relative r) get multiplicity ``factor`` in the stage's sampler; with the
+    sampler's ``resample_only`` ids, only those may be raised."""
 
     def __init__(self, factor: int) -> None:
         self.factor = factor
         self.previous: dict[str, bool] = {}
+        self.previous_acc: dict[str, float] = {}
 
     def update(self, table: pd.DataFrame, data: list[dict[str, Any]], ids: list[str], sampler: PlanSampler) -> int:
         """Update ``sampler`` from this point's ``table``; returns how many samples dropped."""
         now = dict(zip(table["id"].astype(str), table["exact"].astype(bool)))
+        acc = dict(zip(table["id"].astype(str), table["token_acc"].astype(float))) if "token_acc" in table else {}
+        rel = float(getattr(sampler, "resample_drop", 0.0) or 0.0)
         dropped = {i for i, ok in now.items() if self.previous.get(i) and not ok}
-        self.previous = now
+        if rel > 0:
+            dropped |= {i for i, a in acc.items() if self.previous_acc.get(i, 0.0) > 0
+                        and a < (1.0 - rel) * self.previous_acc[i]}
+        only = getattr(sampler, "resample_only", None)
+        if only:
+            dropped &= only
+        self.previous, self.previous_acc = now, acc
         sampler.multiplicity = [self.factor if ids[ex["idx"]] in dropped else 1 for ex in data]
         return len(dropped)
