@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from transformers import PrinterCallback, TrainingArguments
+from transformers import PrinterCallback, TrainerCallback, TrainingArguments
 
 from ilpnb.config import SFTConfig, get_preset, override, to_dict
 from ilpnb.runs import RunFolder, read_dynamics
@@ -95,6 +96,10 @@ def resolve_job(out: str | Path, model: str | None = None, data: str | None = No
         raise ValueError("give --model and --data, or --world")
     return SFTJob(model=str(model), data=str(data), out=str(out), sft=cfg, preset=preset,
                   world=str(world) if world is not None else None, **job)
+
+
+#: where the cheap passes the convergence rule reads at unmeasured points are kept (``RUN/NAME/point-XXXX.parquet``)
+CONVERGENCE_PASSES = "convergence_passes"
 
 
 def _records(job: SFTJob) -> list[Any]:
@@ -340,7 +345,7 @@ class _Run:
             by.setdefault(int(r.stage), []).append(i)
         return sorted(by.items())
 
-    def train(self, interrupt_after_point: int | None = None) -> None:
+    def train(self, callbacks: Sequence[TrainerCallback] = ()) -> None:
         progress = self.folder.read_json(self.state_file) if self.folder.exists(self.state_file) else {"done": []}
         progress.setdefault("stages", {})
         if self.job.track != "none":
@@ -381,7 +386,7 @@ class _Run:
             self.trainer = SFTTrainer(model=self.model, args=args, train_dataset=data, ordered=cfg.ordered, sampler=sampler,
                                       train_stats=self.job.train_stats,
                                       data_collator=lambda f: collate(f, pad),
-                                      callbacks=[PointCallback(self._on_point(interrupt_after_point), cfg.eval_every)])
+                                      callbacks=[PointCallback(self._on_point(), cfg.eval_every), *callbacks])
             self.trainer.last_good_checkpoint = self.last_good
             if not self.progress:  # no tqdm bar, and no printed log dicts either
                 self.trainer.remove_callback(PrinterCallback)
@@ -431,8 +436,12 @@ class _Run:
         return self.monitor.update(point, step, epoch, rows["loss"].to_numpy(dtype=float), verdicts)
 
     def _replay_points(self) -> None:
-        """A resumed stage: feed the points already written back to the monitor."""
-        for part in sorted((self.folder.path / "dynamics").glob("point-*.parquet")):
+        """A resumed stage: feed the points already measured back to the monitor — the stored
+        dynamics, and the cheap convergence passes of points whose dynamics are not stored
+        (``track_options``/``track`` ``ends`` or ``none``), so the window does not restart."""
+        parts = {int(p.stem.split("-")[1]): p for p in (self.folder.path / CONVERGENCE_PASSES).glob("point-*.parquet")}
+        parts.update({int(p.stem.split("-")[1]): p for p in (self.folder.path / "dynamics").glob("point-*.parquet")})
+        for _, part in sorted(parts.items()):
             table = pd.read_parquet(part)
             point = int(table["point"].iloc[0])
             if point >= self.first_point and table["stage"].astype(str).iloc[0] == str(self.stage):
@@ -443,9 +452,11 @@ class _Run:
         """Whether the stage has converged at this point; every rank gets rank 0's answer."""
         if not measured and not self.job.sft.converge:  # a fixed budget: nothing to decide, no extra pass
             return False
-        if not measured:  # "ends" or "none": a cheap pass (no options, no outputs), not stored
+        if not measured:  # "ends" or "none": a cheap pass (no options, no outputs), kept for a resume only
             info = {"point": point, "step": step, "epoch": epoch, "stage": self.stage}
             table = self.tracker.measure(self.model, info, options=False, outputs=False)
+            if table is not None and _rank() == 0:
+                self._write_part(CONVERGENCE_PASSES, point, table)
         answer = [self._observe(table, point, step, epoch) if table is not None else False]
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.broadcast_object_list(answer, src=0)
@@ -470,7 +481,7 @@ class _Run:
         enc = self.tracker.items[i].enc
         return {"input_ids": enc.input_ids, "labels": enc.labels, "idx": i}
 
-    def _on_point(self, interrupt_after: int | None) -> Any:
+    def _on_point(self) -> Any:
         def on_point(state: Any, control: Any) -> None:
             point, step, epoch = self._point_of(state), self.offset + state.global_step, epoch_of(state)
             cap = state.global_step >= state.max_steps  # the cap ends this stage: options for "ends" too
@@ -485,8 +496,6 @@ class _Run:
             if factor and self.sampler is not None and self.part(self.point).exists():
                 self.resampler.update(pd.read_parquet(self.part(self.point)), self.data,
                                       [str(r.id) for r in self.records], self.sampler)
-            if interrupt_after is not None and self.point >= interrupt_after:
-                raise KeyboardInterrupt(f"interrupted after point {interrupt_after} (test hook)")
         return on_point
 
     def _write_schedule(self, point: int) -> None:
@@ -580,7 +589,7 @@ def _latest_checkpoint(folder: Path) -> str | None:
 @quiet()  # no transformers bar per checkpoint saved or loaded (the Trainer's own bar stays)
 def run_sft(out: str | Path, model: str | None = None, data: str | None = None, world: str | Path | None = None,
             preset: str = "default", sft: dict[str, Any] | None = None, resume: bool = False, progress: bool = True,
-            interrupt_after_point: int | None = None, **job: Any) -> Path:
+            callbacks: Sequence[TrainerCallback] = (), **job: Any) -> Path:
     """Fine-tune with per-sample tracking into the run folder ``out``.
 
     Args:
@@ -592,7 +601,9 @@ def run_sft(out: str | Path, model: str | None = None, data: str | None = None, 
         sft: overrides of :class:`ilpnb.config.SFTConfig` fields.
         resume: continue an interrupted run in ``out``.
         progress: tqdm progress bars.
-        interrupt_after_point: testing hook that interrupts training after that point.
+        callbacks: more Trainer callbacks, run after ilpnb's own at each event (so at an
+            evaluation point the point is already measured and written), e.g. one that stops or
+            interrupts a run.
         **job: other :class:`SFTJob` fields (``stages``, ``checkpoints``, ``track_options``, ``track``,
             ``max_length``).
 
@@ -607,7 +618,7 @@ def run_sft(out: str | Path, model: str | None = None, data: str | None = None, 
         folder = _open_run(spec, resume)
         if not folder.exists("dynamics.parquet"):
             run = _Run(spec, folder, progress, records)
-            run.train(interrupt_after_point)
+            run.train(callbacks)
             run.finish()
         ok = True
     finally:

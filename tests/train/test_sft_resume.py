@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sft_helpers import CliRun, Smoke
+from transformers import TrainerCallback
 
 from ilpnb.runs import ConfigMismatchError
 from ilpnb.train.sft import load_dynamics, run_sft
@@ -30,11 +31,23 @@ def assert_same_dynamics(a: pd.DataFrame, b: pd.DataFrame, atol: float = 1e-5) -
             assert a[col].tolist() == b[col].tolist(), col
 
 
+class InterruptAfterEpoch(TrainerCallback):
+    """Interrupts the first stage's training at the end of an epoch, after ilpnb's callback has
+    measured and written that epoch's point (callbacks run in the order they were added)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, args, state, control, **kw):  # noqa: ANN001, ANN201
+        if round(state.epoch or 0) >= self.epoch:
+            raise KeyboardInterrupt(f"interrupted after epoch {self.epoch} (test)")
+
+
 def test_resume_after_interruption_equals_an_uninterrupted_run(world_run: CliRun, smoke: Smoke,
                                                                tmp_path: Path) -> None:
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        run_sft(out, world=smoke.world, preset="smoke", progress=False, interrupt_after_point=2)
+        run_sft(out, world=smoke.world, preset="smoke", progress=False, callbacks=[InterruptAfterEpoch(2)])
     assert not (out / "dynamics.parquet").exists()
     assert sorted(p.name for p in (out / "dynamics").glob("*.parquet")) == [f"point-{i:04d}.parquet" for i in range(3)]
     made = _digest(out)
@@ -59,3 +72,26 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(world_run: CliRun
     # a finished run resumed again does nothing
     run_sft(out, world=smoke.world, preset="smoke", progress=False, resume=True)
     assert _digest(out) == after
+
+
+def test_resume_keeps_the_convergence_window_when_points_are_not_stored(smoke: Smoke, tmp_path: Path) -> None:
+    """With ``track="ends"`` the dynamics of intermediate points are not stored; the cheap passes
+    the convergence rule read are, so a resumed stage decides on the same window as an
+    uninterrupted one instead of starting it again."""
+    import json
+
+    kw = {"world": smoke.world, "preset": "smoke", "progress": False, "track": "ends", "sft": {"epochs": 6}}
+    ref = run_sft(tmp_path / "ref", **kw)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_sft(out, callbacks=[InterruptAfterEpoch(3)], **kw)
+    assert sorted(p.name for p in (out / "convergence_passes").glob("*.parquet")) == [
+        f"point-{i:04d}.parquet" for i in (1, 2, 3)]
+    run_sft(out, resume=True, **kw)
+
+    def history(run: Path) -> list[list[tuple[int, float]]]:
+        stages = json.loads((run / "convergence.json").read_text())["stages"]
+        return [[(h["point"], round(h["mean_loss"], 5)) for h in st["history"]] for st in stages]
+
+    assert history(out) == history(ref)
+    assert history(out)[0][0][0] == 1  # the window of stage 0 starts at its first point, not after the resume
