@@ -1,4 +1,6 @@
-"""``ilpnb mitigate RUN --cause C --method M [--seeds K]``: a targeted fix vs its matched control.
+"""``ilpnb mitigate RUN --cause C --method M [--seeds K]``: a targeted fix vs its generic and placebo
+controls (and the unmodified run), with 95% intervals over seeds; ``ilpnb mitigate RUN --crossover``:
+every intervention on every diagnosed cause's samples, written to ``RUN/mitigation/crossover.parquet``.
 
 The experiment's settings are the ``mitigate`` sub-tree of the run's preset
 (:class:`ilpnb.config.MitigateConfig`), one generated flag per field (``--mitigate.seeds 2``;
@@ -8,7 +10,10 @@ The experiment's settings are the ``mitigate`` sub-tree of the run's preset
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from ilpnb.cli.registry import arguments, command
 from ilpnb.config import MitigateConfig
@@ -20,8 +25,12 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     from ilpnb.cli.flags import add_setting_flags
 
     p.add_argument("run", help="diagnosed SFT run folder")
-    p.add_argument("--cause", required=True, help="the cause to mitigate")
-    p.add_argument("--method", help="intervention (default: the cause's first)")
+    p.add_argument("--cause", help="the cause to mitigate (required without --crossover)")
+    p.add_argument("--method", help="intervention (default: the cause's pre-registered one)")
+    p.add_argument("--crossover", action="store_true",
+                   help="every method on every diagnosed cause's samples; writes RUN/mitigation/crossover.parquet")
+    p.add_argument("--methods", nargs="+", default=None, help="methods of the crossover (default: all)")
+    p.add_argument("--causes", nargs="+", default=None, help="causes of the crossover (default: every diagnosed one)")
     p.add_argument("--factor", type=int, default=None, help="k of weights/copies/resampling (default per method)")
     group = p.add_argument_group("mitigation settings (the mitigate sub-tree of the run's preset)")
     add_setting_flags(group, MitigateConfig, "mitigate", aliases={"seeds": ["--seeds"], "mix": ["--mix"]})
@@ -36,22 +45,53 @@ def _settings_of(run: str, given: dict[str, Any]) -> MitigateConfig:
     return get_preset(preset, **given).mitigate
 
 
-@command("mitigate", "run a targeted intervention and its matched control on a diagnosed run")
+def _fmt(row: pd.Series, arm: str) -> str:
+    return f"{row[arm]:.3f} [{row[f'{arm}_lo']:.3f}, {row[f'{arm}_hi']:.3f}]"
+
+
+def _report(summary: pd.DataFrame, cause: str, method: str) -> str:
+    """The lines the command prints: per cause the arms with intervals, the compute, the verdict."""
+    arms = ("treated", "generic", "placebo", "unmodified")
+    lines = [f"{'cause':<18} {'n':>3}  " + " ".join(f"{name:<22}" for name in
+                                                   ("treated", "generic control", "placebo", "unmodified"))]
+    for _, r in summary.iterrows():
+        lines.append(f"{r['cause']:<18} {r['unlearned']:>3}  " + " ".join(f"{_fmt(r, a):<22}" for a in arms))
+    own = summary[summary["cause"] == cause].iloc[0]
+    lines += ["", f"compute (mean per arm): optimizer steps treated {own['steps_treated']:.0f} / generic "
+              f"{own['steps_generic']:.0f} / placebo {own['steps_placebo']:.0f}; trained tokens "
+              f"{own['tokens_treated']:.0f} / {own['tokens_generic']:.0f} / {own['tokens_placebo']:.0f}; "
+              f"continued-pretraining tokens {own['cpt_tokens_treated']:.0f}",
+              f"collateral (learned before, lost now): treated {own['collateral_loss_treated']:.3f}, generic "
+              f"{own['collateral_loss_generic']:.3f}; held-out probe recall: treated "
+              f"{own['held_out_recall_treated']:.3f}, unmodified {own['held_out_recall_unmodified']:.3f}"]
+    for arm in ("generic", "placebo"):
+        lines.append(f"treated - {arm}: {own[f'vs_{arm}']:+.3f} (95% CI [{own[f'vs_{arm}_lo']:+.3f}, "
+                     f"{own[f'vs_{arm}_hi']:+.3f}], {own['seeds']} seeds)")
+    verdict = ("cause-specific: beats its generic control" if own["cause_specific"]
+               else "not shown cause-specific: does not clearly beat its generic control")
+    lines.append(f"{cause}/{method}: {verdict}")
+    return "\n".join(lines)
+
+
+@command("mitigate", "run a targeted intervention with its generic and placebo controls, or the crossover matrix")
 @arguments(_arguments)
 def _mitigate(args: argparse.Namespace) -> int:
     from ilpnb.cli.flags import given_settings
-    from ilpnb.mitigate.experiment import run_mitigation, summarize
 
     m = _settings_of(args.run, given_settings(args, "mitigate"))
     knobs = {"mix": m.mix, "docs_per_sample": m.docs_per_sample, "cpt_epochs": m.cpt_epochs}
+    if args.crossover:
+        from ilpnb.mitigate.crossover import crossover_matrix, run_crossover
+
+        matrix = crossover_matrix(run_crossover(args.run, args.causes, args.methods, m.seeds, args.factor, knobs,
+                                                progress=True))
+        print(matrix.round(3).to_string(index=False))
+        print(f"\nwrote {Path(args.run) / 'mitigation' / 'crossover.parquet'}")
+        return 0
+    if not args.cause:
+        raise ValueError("give --cause C (or --crossover)")
+    from ilpnb.mitigate.experiment import run_mitigation, summarize
+
     table = run_mitigation(args.run, args.cause, args.method, m.seeds, args.factor, knobs, progress=True)
-    summary = summarize(table)
-    cols = ["cause", "unlearned", "treated", "treated_lo", "treated_hi", "control", "control_lo", "control_hi",
-            "difference", "difference_lo", "difference_hi", "collateral_treated", "collateral_control",
-            "held_out_treated", "held_out_control"]
-    print(summary[cols].round(3).to_string(index=False))
-    own = summary[summary["cause"] == args.cause].iloc[0]
-    verdict = "beats" if own["difference_lo"] > 0 else "does not clearly beat"
-    print(f"\n{args.cause}/{table['method'].iloc[0]}: treated {verdict} its control on its own cause "
-          f"(difference {own['difference']:+.3f}, 95% CI [{own['difference_lo']:+.3f}, {own['difference_hi']:+.3f}])")
+    print(_report(summarize(table), args.cause, str(table["method"].iloc[0])))
     return 0

@@ -1,0 +1,134 @@
+"""Mitigation experiments on a smoke world: matched compute in every arm, measurement on the
+original labels, the shuffle control not being the treated run, CPT documents, the crossover.
+
+The run's diagnosis is replaced by the planted truth (the smoke model learns too little for
+its own diagnosis to hold every cause), so every cause has targets."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from ilpnb.cli import main
+from ilpnb.config import get_preset
+from ilpnb.data.world import generate_world
+from ilpnb.mitigate.experiment import Experiment, run_mitigation, summarize
+from ilpnb.mitigate.interventions import same_training
+from ilpnb.mitigate.measure import held_out_probes, learned_table
+
+PLAN_COLUMNS = ["steps", "examples", "tokens"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ilpnb.diagnose.attribution import write_diagnosis
+    from ilpnb.train.sft import run_sft
+
+    root = tmp_path_factory.mktemp("mitigate")
+    old_cache, threads = os.environ.get("ILPNB_CACHE"), torch.get_num_threads()
+    os.environ["ILPNB_CACHE"] = str(root / "cache")
+    torch.set_num_threads(1)
+    world = generate_world(get_preset("smoke").world, root / "world")
+    folder = run_sft(root / "run", world=world, preset="smoke", progress=False)
+    diagnosis = write_diagnosis(folder)
+    truth = pd.read_json(world / "truth.jsonl", lines=True, dtype={"id": str}).set_index("id")["planted_cause"]
+    diagnosis["cause"] = [("none" if ok else truth[i]) for i, ok in zip(diagnosis["id"], diagnosis["learned"])]
+    diagnosis.to_parquet(folder / "diagnosis.parquet", index=False)
+    yield folder
+    torch.set_num_threads(threads)
+    if old_cache is None:
+        os.environ.pop("ILPNB_CACHE", None)
+    else:
+        os.environ["ILPNB_CACHE"] = old_cache
+
+
+def _arms(table: pd.DataFrame, cause: str) -> pd.DataFrame:
+    return table[table["cause"] == cause].set_index("arm")
+
+
+def test_replay_arms_are_compute_matched_on_the_same_targets(run: Path) -> None:
+    table = run_mitigation(run, "left_forgetting", "replay", seeds=[0])
+    own = _arms(table, "left_forgetting")
+    assert set(own.index) == {"treated", "generic", "placebo", "unmodified"}
+    # the generic control spends exactly the treated arm's extra examples and tokens, on the same targets
+    assert own.at["treated", "examples"] == own.at["generic", "examples"] > own.at["unmodified", "examples"]
+    assert own.at["treated", "tokens"] == own.at["generic", "tokens"]
+    assert abs(own.at["treated", "steps"] - own.at["generic", "steps"]) <= 2 * 8  # ceil per stage x epochs at most
+    # the placebo replays as many samples as the treated arm (the former control replayed fewer)
+    extra = own["examples"] - own.at["unmodified", "examples"]
+    assert extra["placebo"] == extra["treated"] > 0
+    # every arm is judged on the same ids
+    assert own["unlearned"].nunique() == 1 and own.at["treated", "unlearned"] > 0
+    summary = summarize(table)
+    row = summary[summary["cause"] == "left_forgetting"].iloc[0]
+    assert row["tokens_treated"] == row["tokens_generic"]
+    assert {"vs_generic", "vs_placebo", "cause_specific"} <= set(summary.columns)
+
+
+def test_relabel_is_measured_on_the_original_labels(run: Path) -> None:
+    table = run_mitigation(run, "data_conflict", "relabel", seeds=[0], arms=("treated",))
+    exp = Experiment(run)
+    treated = exp.plan("data_conflict", "relabel", 4, 0)
+    assert treated.relabel
+    arm = run / "mitigation" / "data_conflict-relabel-x4" / "seed-0" / "treated"
+    measured = learned_table(arm, treated.to_dict(), exp.ctx)
+    trained_on = pd.read_parquet(arm / "samples.parquet").set_index("id")["final_loss"]  # against the new labels
+    changed = list(treated.relabel)
+    kept = [i for i in trained_on.index if i not in treated.relabel]
+    assert (measured.loc[changed, "loss"] - trained_on[changed]).abs().min() > 1e-3
+    assert (measured.loc[kept, "loss"] - trained_on[kept]).abs().max() < 1e-3
+    ids = exp.judged(treated)["data_conflict"]
+    row = _arms(table, "data_conflict").loc["treated"]
+    assert row["recovery"] == pytest.approx(measured.loc[ids, "learned"].mean())
+
+
+def test_shuffle_controls_are_not_the_treated_run(run: Path) -> None:
+    table = run_mitigation(run, "left_forgetting", "shuffle", seeds=[0])
+    own = _arms(table, "left_forgetting")
+    assert "placebo" not in own.index  # shuffling trains the same data whichever ids are named
+    assert own.at["generic", "run_dir"] == own.at["unmodified", "run_dir"] != own.at["treated", "run_dir"]
+    treated_cfg = json.loads((run / own.at["treated", "run_dir"] / "config.json").read_text())
+    plain_cfg = json.loads((run / own.at["generic", "run_dir"] / "config.json").read_text())
+    assert treated_cfg["stages"] == "mixed" and plain_cfg["stages"] == "sequential"
+    assert own.at["treated", "examples"] == own.at["generic", "examples"]  # the same data, the same seed, reordered
+    exp = Experiment(run)
+    assert not same_training(exp.plan("left_forgetting", "shuffle", 4, 0), exp.plan("left_forgetting", "replay", 4, 0))
+
+
+def test_cpt_knowledge_is_the_fact_in_paraphrases_not_the_sample(run: Path) -> None:
+    exp = Experiment(run)
+    target = exp.plan("missing_knowledge", "cpt", 4, 0).cpt_ids[0]
+    docs = exp.knowledge([target], seed=0)
+    meta = json.loads((Path(exp.config["world"]) / "world.json").read_text())
+    sample = next(s for s in meta["samples"] if s["id"] == target)
+    assert len(docs) == 20 * len(sample["relations"])
+    assert len(set(docs)) > 3  # paraphrases, not one line repeated
+    prompt, response = exp.records.at[target, "prompt"], exp.records.at[target, "response"]
+    assert all(sample["subject"] in d and prompt not in d and d != response for d in docs)
+    assert all(any(obj in d for obj in sample["answer_objects"]) for d in docs)
+
+
+def test_held_out_probes_leave_out_the_facts_the_sft_set_asks_for(run: Path) -> None:
+    exp = Experiment(run)
+    meta = json.loads((Path(exp.config["world"]) / "world.json").read_text())
+    asked = {(s["subject"], r) for s in meta["samples"] for r in s["relations"]}
+    probes = held_out_probes(exp.config)
+    assert probes and not {(p["subject"], p["relation"]) for p in probes} & asked
+    everything = sum(1 for _ in open(Path(exp.config["world"]) / "probes.jsonl"))
+    assert len(probes) < everything
+
+
+def test_cli_reports_arms_and_writes_the_crossover(run: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["mitigate", str(run), "--cause", "left_forgetting", "--method", "replay", "--seeds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "generic control" in out and "placebo" in out and "treated - generic" in out
+    assert main(["mitigate", str(run), "--crossover", "--causes", "left_forgetting", "rare_pattern",
+                 "--methods", "replay", "upsample", "--seeds", "1"]) == 0
+    matrix = pd.read_parquet(run / "mitigation" / "crossover.parquet")
+    assert len(matrix) == 4 and set(matrix["method"]) == {"replay", "upsample"}
+    assert matrix["recovery"].between(0, 1).all() and (matrix["unlearned"] > 0).all()
