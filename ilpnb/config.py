@@ -311,7 +311,11 @@ def get_setting(tree: Any, key: str) -> Any:
 
 
 def check_value(value: Any, hint: Any, key: str, source: str = "settings") -> Any:
-    """``value`` if it has the type ``hint`` (an int is taken for a float, as a float); else ValueError naming the key."""
+    """``value`` if it has the type ``hint`` (an int is taken for a float, as a float).
+
+    Raises:
+        ValueError: a value of another type; the message names ``source``, the key and the type.
+    """
     if _matches(value, hint):
         return float(value) if hint is float else value
     raise ValueError(f"{source}: setting '{key}' must be {_type_name(hint)}, got {value!r} ({type(value).__name__})")
@@ -378,7 +382,8 @@ def apply_overrides(tree: Any, changes: Mapping[str, Any], source: str = "settin
             known = list(leaves) + [f"{k}.{c}" for k, h in leaves.items() if get_origin(h) is dict
                                     for c in get_setting(tree, k)]
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
-            hint = f"; did you mean '{close[0]}'?" if close else f" (keys look like 'sft.lr'; see {type(tree).__name__})"
+            hint = (f"; did you mean '{close[0]}'?" if close
+                    else f" (keys look like 'sft.lr'; see {type(tree).__name__})")
             raise KeyError(f"{source}: unknown setting '{key}'{hint}")
     touched = {k.split(".")[0] for k in flat}
     if isinstance(tree, Preset):

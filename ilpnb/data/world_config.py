@@ -40,10 +40,12 @@ class WorldConfig:
         "help": "number of cities (objects of lives_in); with many values per kind a base model guessing a fact "
                 "it was never told is rarely right by luck"})
     n_countries: int = field(default=6, metadata={"help": "number of countries (cities are spread over them)"})
-    extra_people: int = field(default=10, metadata={"help": "people that appear only in the corpus, not in the SFT set"})
+    extra_people: int = field(default=10, metadata={
+        "help": "people that appear only in the corpus, not in the SFT set"})
     stated_share: float = field(default=0.3, metadata={
         "help": "chance that a fact no SFT sample depends on is stated in the corpus"})
-    paraphrases: int = field(default=3, metadata={"help": "declarative sentences per stated fact (distinct paraphrases)"})
+    paraphrases: int = field(default=3, metadata={
+        "help": "declarative sentences per stated fact (distinct paraphrases)"})
     qa_repeats: int = field(default=3, metadata={
         "help": "question-answer lines per stated fact in the knowledge probe's wording"})
     qa_variants: int = field(default=3, metadata={"help": "question-answer lines per stated fact in other wordings"})

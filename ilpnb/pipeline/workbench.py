@@ -33,11 +33,15 @@ def _preset(preset: str | Preset) -> Preset:
 
 
 def open_or_create_run(run: str | Path, preset: str | Preset) -> RunFolder:
-    """Open the run folder ``run``, or start it with the preset's configuration."""
+    """Open the run folder ``run``, or start it with the preset's configuration (the whole
+    settings tree). A folder started without it (``ilpnb run``'s) gets ``settings.json`` once."""
     path = Path(run)
-    if (path / "config.json").is_file():
-        return RunFolder.open(path)
     p = _preset(preset)
+    if (path / "config.json").is_file():
+        folder = RunFolder.open(path)
+        if "settings" not in folder.config and not folder.exists("settings.json"):
+            folder.write_json("settings.json", {"preset": p.name, "settings": to_dict(p)})
+        return folder
     return RunFolder.create(path, {"kind": "workbench", "preset": p.name, "settings": to_dict(p)})
 
 
@@ -194,14 +198,16 @@ __all__ += ["ensure_sft", "read_truth", "world_overview"]
 
 
 def ensure_diagnosis(run: str | Path, preset: str | Preset, name: str = "sft") -> pd.DataFrame:
-    """Diagnose ``RUN/<name>`` (after :func:`ensure_sft`) once; returns ``diagnosis.parquet``."""
+    """Diagnose ``RUN/<name>`` (after :func:`ensure_sft`) once, questioning the base model as the
+    preset's ``diagnose`` settings say; returns ``diagnosis.parquet``."""
     from ilpnb.diagnose.attribution import write_diagnosis
+    from ilpnb.diagnose.evidence import EvidenceSettings
 
     sft = ensure_sft(run, preset) if name == "sft" else Path(run) / name
     path = sft / "diagnosis.parquet"
     if path.exists():
         return pd.read_parquet(path)
-    return write_diagnosis(sft)
+    return write_diagnosis(sft, evidence=EvidenceSettings(**to_dict(_preset(preset).diagnose)))
 
 
 def diagnosis_signals(run: str | Path, name: str = "sft") -> pd.DataFrame:
