@@ -15,7 +15,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "share_table", "plot_shares", "plot_histograms", "plot_knowledge_map", "plot_drift",
         "plot_aligned_reproduction", "plot_rare_map",
     ),
-    ".mitigation": ("plot_recovery",),
+    ".mitigation": ("plot_recovery", "plot_crossover"),
     ".cartography": ("plot_cartography",),
     ".interactions": (
         "plot_denoising", "plot_interaction_trajectories", "plot_order_heatmap", "plot_quality",

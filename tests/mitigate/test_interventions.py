@@ -50,6 +50,7 @@ def test_delete_drops_the_losing_sibling(diag) -> None:
 def test_bucketing_groups_siblings_and_sampler_keeps_them_apart(diag) -> None:
     plan = _plan(diag, "data_conflict", "bucketing")
     assert sorted(map(sorted, plan.bucket_groups)) == [["s4", "s5"], ["s6", "s7"]]
+    assert not plan.weights  # the cause-specific idea only; extra gradient belongs to the generic control
     ids = list(diag[1].index)
     stages = diag[1]["stage"].tolist()
     data, sampler = stage_examples(plan.to_dict(), ids, stages, list(range(12)), 0,
@@ -95,3 +96,67 @@ def test_t_interval_and_summary() -> None:
             for s in range(3) for a in ("treated", "control")]
     summary = summarize(pd.DataFrame(rows))
     assert summary.loc[0, "difference_lo"] > 0.6
+
+
+def test_generic_plan_matches_the_treated_extra_examples(diag) -> None:
+    from ilpnb.mitigate.interventions import generic_plan
+
+    treated = _plan(diag, "left_forgetting", "replay")
+    # replay: each target trained once more per epoch in the one later stage (2 epochs -> 2 extra examples)
+    generic = generic_plan(treated, {"s10": 2, "s11": 2, "s0": 6}, epochs=2)
+    assert generic.repeats == {"s10": 2, "s11": 2} and generic.targets == treated.targets  # s0 is no target
+    ids, stages = list(diag[1].index), diag[1]["stage"].tolist()
+    count = {}
+    for plan in (treated, generic):
+        n = 0
+        for stage in (0, 1):
+            idx = [i for i, s in enumerate(stages) if s == stage]
+            data, _ = stage_examples(plan.to_dict(), ids, stages, idx, stage, lambda i: {"idx": i}, 4, 0, False)
+            n += len(data)
+        count[id(plan)] = n
+    assert count[id(treated)] == count[id(generic)] == len(ids) + 2  # the same examples per epoch
+    assert generic_plan(_plan(diag, "data_conflict", "relabel"), {}, epochs=2).repeats == {}
+
+
+def test_placebo_of_replay_draws_as_many_earlier_stage_samples(diag) -> None:
+    d, rec = diag
+    placebo = _plan(diag, "left_forgetting", "replay", control=True)
+    assert len(placebo.replay) == 2 and all(rec.at[i, "stage"] < rec["stage"].max() for i in placebo.replay)
+    rec2 = rec.copy()
+    rec2.loc[["s0", "s1"], "stage"] = 1  # no earlier-stage sample left to replay as a placebo
+    with pytest.raises(ValueError, match="earlier-stage"):
+        build_plan("left_forgetting", "replay", d, rec2, {}, {}, control=True)
+
+
+def test_placebo_prefers_unlearned_samples_of_other_causes(diag) -> None:
+    placebo = _plan(diag, "pretrain_conflict", "upweight", control=True, seed=3)
+    cause = diag[0].set_index("id")["cause"]
+    assert all(cause[i] not in ("none", "pretrain_conflict") for i in placebo.targets)
+
+
+def test_shuffle_has_no_placebo_and_resample_is_restricted_to_targets(diag) -> None:
+    import pandas as pd
+
+    from ilpnb.mitigate.interventions import has_placebo, same_training
+    from ilpnb.train.plan import ResampleOnDrop
+
+    shuffle_t, shuffle_p = _plan(diag, "left_forgetting", "shuffle"), _plan(diag, "left_forgetting", "shuffle", control=True)
+    assert same_training(shuffle_t, shuffle_p) and not has_placebo("shuffle") and has_placebo("replay")
+    plan = build_plan("left_forgetting", "resample", diag[0], diag[1], {}, {}, control=False, factor=3, resample_drop=0.5)
+    ids, stages = list(diag[1].index), diag[1]["stage"].tolist()
+    data, sampler = stage_examples(plan.to_dict(), ids, stages, list(range(12)), 0, lambda i: {"idx": i}, 4, 0, False)
+    r = ResampleOnDrop(plan.resample)
+    first = pd.DataFrame({"id": ids, "exact": [True] * 12, "token_acc": [1.0] * 12})
+    r.update(first, data, ids, sampler)
+    then = first.assign(exact=False, token_acc=[0.9] * 11 + [0.2])  # every sample lost exactness; s11 dropped a lot
+    assert r.update(then, data, ids, sampler) == 2  # only the targets s10, s11 may be raised
+    raised = {ids[ex["idx"]] for ex, m in zip(data, sampler.multiplicity) if m == 3}
+    assert raised == {"s10", "s11"}
+
+
+def test_bucketing_adds_no_weight_and_preregistration_names_a_family_method() -> None:
+    from ilpnb.mitigate.interventions import PREREGISTERED
+
+    assert set(PREREGISTERED) == set(INTERVENTIONS)
+    for cause, pre in PREREGISTERED.items():
+        assert pre.method in INTERVENTIONS[cause] and pre.factor >= 1 and pre.why
