@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ilpnb.cli.registry import arguments, command
+from ilpnb.diagnose.thresholds import ATTRIBUTE
 
 __all__: list[str] = []
 
@@ -15,7 +16,8 @@ __all__: list[str] = []
 @arguments(lambda p: (p.add_argument("run", help="SFT run folder"),
                       p.add_argument("--criterion", help="exact, token_acc, loss or mc (default: the run's)"),
                       p.add_argument("--probes", help="knowledge-probe JSONL of your own (default: none; the base model is questioned directly)"),
-                      p.add_argument("--threshold", type=float, default=0.5, help="least score to attribute a cause")))
+                      p.add_argument("--threshold", type=float, default=ATTRIBUTE,
+                                     help=f"least score to attribute a cause (default: {ATTRIBUTE})")))
 def _diagnose(args: argparse.Namespace) -> int:
     from ilpnb.diagnose.attribution import cause_split, write_diagnosis
 
