@@ -315,7 +315,7 @@ def _times(path: Path) -> dict[str, float]:
 
 
 def bench_one(world: dict[str, Any], world_dir: Path, sft_seed: int, root: Path, preset: str,
-              rediagnose: bool) -> dict[str, Any]:
+              rediagnose: bool, sft: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train (or reuse), diagnose (or reuse), score and run the baselines for one world x seed."""
     from ilpnb.config import get_preset
     from ilpnb.diagnose.attribution import write_diagnosis
@@ -334,7 +334,8 @@ def bench_one(world: dict[str, Any], world_dir: Path, sft_seed: int, root: Path,
     t0 = time.perf_counter()
     pretrain_base_model(world_dir / "pretrain.txt", p.model, p.pretrain, progress=False)  # cached after the first
     t1 = time.perf_counter()
-    run_sft(run, world=world_dir, preset=preset, progress=False, resume=run.exists(), sft={"seed": sft_seed})
+    run_sft(run, world=world_dir, preset=preset, progress=False, resume=run.exists(),
+            sft={**(sft or {}), "seed": sft_seed})
     t2 = time.perf_counter()
     if trained:  # the times of the first pass stay (none if they were not recorded)
         reused.append("sft")
@@ -391,6 +392,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=None, help="folder for worlds, runs and results (default: a temp folder); "
                                                     "reused when given again")
     parser.add_argument("--rediagnose", action="store_true", help="diagnose reused runs again")
+    parser.add_argument("--sft", default="{}", help="SFT settings over the preset's, as JSON (e.g. '{\"lr\": 1e-4}'); "
+                                                   "use another --out for other settings")
     add_json_option(parser)
     args = parser.parse_args(argv)
     if args.threads:
@@ -414,14 +417,15 @@ def main(argv: list[str] | None = None) -> None:
     worlds = WORLDS[: args.worlds]
     seeds = list(range(args.seeds))
     total = len(worlds) * len(seeds)
-    print(f"bench_diagnosis: preset {args.preset}, {len(worlds)} worlds x {len(seeds)} SFT seeds = {total} runs, "
+    print(f"bench_diagnosis: preset {args.preset} (SFT overrides {args.sft}), {len(worlds)} worlds x {len(seeds)} SFT seeds = {total} runs, "
           f"out {root}", flush=True)
     rows: list[dict[str, Any]] = []
-    meta = {"preset": args.preset, "seeds": seeds, "worlds": worlds, "out": str(root)}
+    sft = json.loads(args.sft)
+    meta = {"preset": args.preset, "seeds": seeds, "worlds": worlds, "out": str(root), "sft": sft}
     for world in worlds:
         world_dir = make_world(world, args.preset, root / "worlds" / world["tag"])
         for s in seeds:
-            row = bench_one(world, world_dir, s, root, args.preset, args.rediagnose)
+            row = bench_one(world, world_dir, s, root, args.preset, args.rediagnose, sft)
             rows.append(row)
             print(run_line(len(rows), total, row), flush=True)
             meta.update(threads=torch.get_num_threads(), cpus=os.cpu_count())
