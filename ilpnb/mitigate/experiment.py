@@ -10,7 +10,8 @@ base model with the same seed and the same fixed budget (the epochs the diagnose
   it spends the same compute without the cause-specific idea; a plan adding nothing has the
   unmodified run as its generic control;
 * ``placebo`` — the same plan on as many random samples of other causes (none for ``shuffle``,
-  whose data do not depend on the ids).
+  whose data do not depend on the ids, and none — with a warning — where there are fewer other
+  samples than targets: a smaller placebo would not be matched).
 
 Every arm is measured by :mod:`ilpnb.mitigate.measure` on the **same ids** (the target cause's
 unlearned samples, minus those the treated plan deletes: a deletion is judged on the kept
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -280,8 +282,13 @@ def run_mitigation(run: str | Path, cause: str, method: str | None = None, seeds
             else:
                 folders["generic"] = (exp.arm(out / f"seed-{seed}" / "generic", generic, seed), generic)
         if "placebo" in arms and has_placebo(method):
-            placebo = exp.plan(cause, method, k, seed, placebo=True)
-            folders["placebo"] = (exp.arm(out / f"seed-{seed}" / "placebo", placebo, seed), placebo)
+            try:
+                placebo = exp.plan(cause, method, k, seed, placebo=True)
+            except ValueError as err:  # too few other samples for a placebo of the same size: none, said once
+                if seed == seeds[0]:
+                    warnings.warn(f"{exp.run}: no placebo arm: {err}", stacklevel=2)
+            else:
+                folders["placebo"] = (exp.arm(out / f"seed-{seed}" / "placebo", placebo, seed), placebo)
         for arm in ARMS:
             if arm not in folders or arm not in arms and arm != "treated":
                 continue
