@@ -67,6 +67,9 @@ def _report(summary: pd.DataFrame, cause: str, method: str) -> str:
     for arm in ("generic", "placebo"):
         lines.append(f"treated - {arm}: {own[f'vs_{arm}']:+.3f} (95% CI [{own[f'vs_{arm}_lo']:+.3f}, "
                      f"{own[f'vs_{arm}_hi']:+.3f}], {own['seeds']} seeds)")
+    if own["longer"] == own["longer"]:  # cpt: the published comparison with more SFT epochs
+        lines.append(f"unmodified with more SFT epochs: {_fmt(own, 'longer')}; treated - it: {own['vs_longer']:+.3f} "
+                     f"(95% CI [{own['vs_longer_lo']:+.3f}, {own['vs_longer_hi']:+.3f}])")
     verdict = ("cause-specific: beats its generic control" if own["cause_specific"]
                else "not shown cause-specific: does not clearly beat its generic control")
     lines.append(f"{cause}/{method}: {verdict}")

@@ -9,6 +9,8 @@ base model with the same seed and the same fixed budget (the epochs the diagnose
   on them (counted from its ``train_dynamics``; for ``cpt``, the knowledge tokens it read), so
   it spends the same compute without the cause-specific idea; a plan adding nothing has the
   unmodified run as its generic control;
+* ``longer`` (``cpt`` only) — the unmodified run with ``extra_epochs`` (10) more SFT epochs, the
+  published study's comparison for continued pretraining;
 * ``placebo`` — the same plan on as many random samples of other causes (none for ``shuffle``,
   whose data do not depend on the ids, and none — with a warning — where there are fewer other
   samples than targets: a smaller placebo would not be matched).
@@ -44,7 +46,7 @@ from ilpnb.runs import Run
 __all__ = ["MitigationSettings", "Experiment", "ARMS", "run_mitigation", "summarize", "t_interval", "load_results"]
 
 #: The arms of an experiment, in report order.
-ARMS: tuple[str, ...] = ("treated", "generic", "placebo", "unmodified")
+ARMS: tuple[str, ...] = ("treated", "generic", "placebo", "unmodified", "longer")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class MitigationSettings:
         cpt_epochs: passes of continued pretraining over its mixture.
         resample_drop: relative token-accuracy drop that also triggers dynamic resampling.
         resample_every: evaluation (re-check) interval of ``resample`` arms in steps (None: the run's).
+        extra_epochs: the ``longer`` arm of ``cpt``: the unmodified run with this many more SFT epochs
+            per stage (the published comparison: continued pretraining vs 10 more SFT epochs).
     """
 
     mix: float = 0.2
@@ -64,6 +68,7 @@ class MitigationSettings:
     cpt_epochs: int = 3
     resample_drop: float = 0.2
     resample_every: int | None = None
+    extra_epochs: int = 10
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> "MitigationSettings":
@@ -152,6 +157,17 @@ class Experiment:
                     plan=plan.to_dict(), stages=plan.stages, track="ends" if plan.resample == 0 else "points",
                     checkpoints="stages", max_length=self.config.get("max_length", 256))
         return folder
+
+    def longer(self, seed: int) -> Path:
+        """The plain run of ``seed`` with ``extra_epochs`` more SFT epochs per stage (shared)."""
+        n = self.settings.extra_epochs
+        folder = self.run / "mitigation" / f"longer-e{n}" / f"seed-{seed}"
+        budget = self.budget
+        self.budget = dict(budget, epochs=int(budget["epochs"]) + n)
+        try:
+            return self.arm(folder, Plan(), seed)
+        finally:
+            self.budget = budget
 
     def unmodified(self, seed: int) -> Path:
         """The plain run of ``seed`` with the fixed budget (shared by every experiment)."""
@@ -289,6 +305,8 @@ def run_mitigation(run: str | Path, cause: str, method: str | None = None, seeds
                     warnings.warn(f"{exp.run}: no placebo arm: {err}", stacklevel=2)
             else:
                 folders["placebo"] = (exp.arm(out / f"seed-{seed}" / "placebo", placebo, seed), placebo)
+        if "longer" in arms and method == "cpt":
+            folders["longer"] = (exp.longer(seed), Plan())
         for arm in ARMS:
             if arm not in folders or arm not in arms and arm != "treated":
                 continue
@@ -326,7 +344,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
             for col in ("collateral_loss", "learned_loss", "held_out_recall", "steps", "tokens", "cpt_tokens"):
                 part = _arm_stats(g, arm, col) if col in g else values * math.nan
                 row[f"{col}_{arm}"] = float(part.mean()) if len(part) else math.nan
-        for arm in ("generic", "placebo", "unmodified"):
+        for arm in ("generic", "placebo", "unmodified", "longer"):
             diff = (treated - _arm_stats(g, arm).reindex(treated.index)).to_numpy()
             name = f"vs_{arm}"
             row[name], row[f"{name}_lo"], row[f"{name}_hi"] = t_interval(diff)

@@ -132,3 +132,17 @@ def test_cli_reports_arms_and_writes_the_crossover(run: Path, capsys: pytest.Cap
     matrix = pd.read_parquet(run / "mitigation" / "crossover.parquet")
     assert len(matrix) == 4 and set(matrix["method"]) == {"replay", "upsample"}
     assert matrix["recovery"].between(0, 1).all() and (matrix["unlearned"] > 0).all()
+
+
+def test_cpt_arms_record_pretraining_compute_and_the_longer_sft_comparison(run: Path) -> None:
+    table = run_mitigation(run, "missing_knowledge", "cpt", seeds=[0], settings={"extra_epochs": 2})
+    own = _arms(table, "missing_knowledge")
+    assert {"treated", "generic", "placebo", "unmodified", "longer"} == set(own.index)
+    assert own.at["treated", "cpt_tokens"] > 0 and own.at["treated", "cpt_steps"] > 0
+    assert own.at["placebo", "cpt_tokens"] > 0  # the same plan on other samples' facts
+    assert (own.loc[["generic", "unmodified", "longer"], "cpt_tokens"] == 0).all()
+    # the generic control reads the targets as often as the knowledge documents stated their facts
+    assert own.at["generic", "examples"] > own.at["unmodified", "examples"] == own.at["treated", "examples"]
+    # 2 more epochs per stage: 2 / 8 of the unmodified run's steps more
+    assert own.at["longer", "steps"] == own.at["unmodified", "steps"] * (8 + 2) // 8
+    assert own["unlearned"].nunique() == 1
