@@ -59,9 +59,13 @@ def run_crossover(run: str | Path, causes: list[str] | None = None, methods: lis
         for cause in causes:
             for method in methods:
                 k = factor or DEFAULT_FACTOR.get(method, 4)
-                plan = exp.plan(cause, method, k, seed)
+                seed_dir = exp.run / "mitigation" / f"{cause}-{method}-x{k}" / f"seed-{seed}"
+                if method == "progressive":  # extra epochs raised until the targets' loss stops improving
+                    folder, plan, _ = exp.progressive(cause, k, seed, seed_dir)
+                else:
+                    plan = exp.plan(cause, method, k, seed)
+                    folder = exp.arm(seed_dir / "treated", plan, seed)
                 judged = exp.judged(plan)
-                folder = exp.arm(exp.run / "mitigation" / f"{cause}-{method}-x{k}" / f"seed-{seed}" / "treated", plan, seed)
                 own = next(r for r in exp.measure(folder, plan, judged, seed) if r["cause"] == cause)
                 base = next(r for r in exp.measure(plain, Plan(), judged, seed) if r["cause"] == cause)
                 rows.append({"seed": seed, "method": method, "cause": cause, "factor": k, "unlearned": own["unlearned"],

@@ -59,6 +59,8 @@ class MitigationSettings:
         cpt_epochs: passes of continued pretraining over its mixture.
         resample_drop: relative token-accuracy drop that also triggers dynamic resampling.
         resample_every: evaluation (re-check) interval of ``resample`` arms in steps (None: the run's).
+        progressive_tol: ``progressive`` stops raising the targets' extra epochs when their mean loss
+            improves by less than this share over one more epoch.
         extra_epochs: the ``longer`` arm of ``cpt``: the unmodified run with this many more SFT epochs
             per stage (the published comparison: continued pretraining vs 10 more SFT epochs).
     """
@@ -69,6 +71,7 @@ class MitigationSettings:
     resample_drop: float = 0.2
     resample_every: int | None = None
     extra_epochs: int = 10
+    progressive_tol: float = 0.02
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> "MitigationSettings":
@@ -208,6 +211,23 @@ class Experiment:
         return str(continued_pretraining(self.config["model"], self.knowledge(plan.cpt_ids, seed), general,
                                          mix=self.settings.mix, epochs=self.settings.cpt_epochs, seed=seed))
 
+    def progressive(self, cause: str, cap: int, seed: int, out: Path) -> tuple[Path, Plan, int]:
+        """Progressive epoch increase: the targets get e = 1, 2, ... ``cap`` extra epochs (one arm
+        each, ``out/progressive-e<e>``) until their mean loss improves by less than
+        ``progressive_tol``; returns the last arm that still improved, its plan and its e."""
+        best: tuple[Path, Plan, int] | None = None
+        last_loss = float("inf")
+        for e in range(1, cap + 1):
+            plan = self.plan(cause, "progressive", e, seed)
+            folder = self.arm(out / f"progressive-e{e}", plan, seed)
+            loss = float(pd.read_parquet(folder / "samples.parquet").set_index("id")["final_loss"]
+                         .reindex(plan.targets).mean())
+            if best is not None and loss > last_loss * (1.0 - self.settings.progressive_tol):
+                break
+            best, last_loss = (folder, plan, e), loss
+        assert best is not None
+        return best
+
     def extra_examples(self, treated: Plan, treated_dir: Path, seed: int) -> dict[str, int]:
         """id -> extra trained examples the treated arm spent on each target over the unmodified run
         (for ``cpt``: its knowledge tokens per target, in examples of that target's length)."""
@@ -283,9 +303,14 @@ def run_mitigation(run: str | Path, cause: str, method: str | None = None, seeds
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     for seed in seeds:
-        treated = exp.plan(cause, method, k, seed)
+        chosen = k
+        if method == "progressive":  # the treated arm is the last extra epoch that still helped
+            folder, treated, chosen = exp.progressive(cause, k, seed, out / f"seed-{seed}")
+            folders = {"treated": (folder, treated)}
+        else:
+            treated = exp.plan(cause, method, k, seed)
+            folders = {"treated": (exp.arm(out / f"seed-{seed}" / "treated", treated, seed), treated)}
         judged = exp.judged(treated)
-        folders = {"treated": (exp.arm(out / f"seed-{seed}" / "treated", treated, seed), treated)}
         if "unmodified" in arms or "generic" in arms:
             folders["unmodified"] = (exp.unmodified(seed), Plan())
         if "generic" in arms:
@@ -299,7 +324,7 @@ def run_mitigation(run: str | Path, cause: str, method: str | None = None, seeds
                 folders["generic"] = (exp.arm(out / f"seed-{seed}" / "generic", generic, seed), generic)
         if "placebo" in arms and has_placebo(method):
             try:
-                placebo = exp.plan(cause, method, k, seed, placebo=True)
+                placebo = exp.plan(cause, method, chosen, seed, placebo=True)
             except ValueError as err:  # too few other samples for a placebo of the same size: none, said once
                 if seed == seeds[0]:
                     warnings.warn(f"{exp.run}: no placebo arm: {err}", stacklevel=2)
@@ -312,7 +337,7 @@ def run_mitigation(run: str | Path, cause: str, method: str | None = None, seeds
                 continue
             folder, plan = folders[arm]
             for row in exp.measure(folder, plan, judged, seed):
-                rows.append({"seed": seed, "arm": arm, "method": method, "target": cause, "factor": k, **row})
+                rows.append({"seed": seed, "arm": arm, "method": method, "target": cause, "factor": chosen, **row})
     table = pd.DataFrame(rows)
     table.to_parquet(out / "results.parquet", index=False)
     summarize(table).to_csv(out / "summary.csv", index=False)

@@ -33,9 +33,11 @@ Methods (``cause``: ``method``):
   stage), ``shuffle`` (all stages trained as one shuffled stage), ``resample`` (targets whose
   reproduction drops between evaluation points — exactness lost, or token accuracy down by a
   relative ``resample_drop`` — are sampled k× more often);
-* ``rare_pattern``: ``upsample`` (k copies per epoch), ``weight`` (loss weight ×k).
+* ``rare_pattern``: ``upsample`` (k copies per epoch), ``weight`` (loss weight ×k), ``progressive``
+  (k more epochs on the targets — one more copy per epoch each — increased one at a time by the
+  experiment until the targets' loss stops improving).
 
-``upweight``, ``weight`` and ``upsample`` *are* "more gradient on the targets": they have no
+``upweight``, ``weight``, ``upsample`` and ``progressive`` *are* "more gradient on the targets": they have no
 cause-specific idea (:data:`GENERIC_METHODS`), so they cannot be cause-specific by definition.
 """
 
@@ -163,6 +165,8 @@ def _plan(cause: str, method: str, ids: list[str], inp: _Inputs, control: bool) 
         return Plan(weights=_weights(ids, k), targets=ids)
     if method == "upsample":
         return Plan(repeats={i: k for i in ids}, targets=ids)
+    if method == "progressive":  # k extra epochs of the targets (the experiment raises k step by step)
+        return Plan(repeats={i: 1 + k for i in ids}, targets=ids)
     if method == "bucketing":
         return _bucketing(cause, ids, inp, control)
     if method == "delete":
@@ -192,16 +196,16 @@ INTERVENTIONS: dict[str, tuple[str, ...]] = {
     "pretrain_conflict": ("upweight", "bucketing", "relabel"),
     "data_conflict": ("relabel", "bucketing", "delete"),
     "left_forgetting": ("replay", "shuffle", "resample"),
-    "rare_pattern": ("upsample", "weight"),
+    "rare_pattern": ("upsample", "weight", "progressive"),
 }
 #: Methods that are only "more gradient on the targets": their generic control is themselves.
-GENERIC_METHODS: frozenset[str] = frozenset({"upweight", "weight", "upsample"})
+GENERIC_METHODS: frozenset[str] = frozenset({"upweight", "weight", "upsample", "progressive"})
 #: Methods whose training does not depend on which ids are picked: no placebo exists.
 _GLOBAL_METHODS: frozenset[str] = frozenset({"shuffle"})
 #: The default method per cause: :attr:`ilpnb.causes.Cause.mitigation` (the first method of each family).
 DEFAULT_METHOD = {cause.name: cause.mitigation for cause in ALL_CAUSES}
 #: k per method when none is given: rare patterns need more extra passes than a conflict needs weight.
-DEFAULT_FACTOR = {"upsample": 8, "weight": 8}
+DEFAULT_FACTOR = {"upsample": 8, "weight": 8, "progressive": 4}  # progressive: the most extra epochs tried
 
 #: Pre-registered: the method and factor per cause, fixed here before any evaluation (a change
 #: must be a commit of its own, made before the results it is judged on). Every other method is

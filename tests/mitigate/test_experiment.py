@@ -146,3 +146,20 @@ def test_cpt_arms_record_pretraining_compute_and_the_longer_sft_comparison(run: 
     # 2 more epochs per stage: 2 / 8 of the unmodified run's steps more
     assert own.at["longer", "steps"] == own.at["unmodified", "steps"] * (8 + 2) // 8
     assert own["unlearned"].nunique() == 1
+
+
+def test_progressive_epochs_stop_when_the_targets_loss_stops_improving(run: Path) -> None:
+    table = run_mitigation(run, "rare_pattern", "progressive", seeds=[0], factor=3, arms=("treated", "generic"))
+    own = _arms(table, "rare_pattern")
+    chosen = int(own.at["treated", "factor"])
+    assert own.at["treated", "run_dir"].endswith(f"progressive-e{chosen}")
+    assert own.at["generic", "run_dir"] == own.at["treated", "run_dir"]  # more epochs is the generic fix itself
+    seed_dir = run / "mitigation" / "rare_pattern-progressive-x3" / "seed-0"
+    targets = Experiment(run).plan("rare_pattern", "progressive", 1, 0).targets
+    loss = {int(p.name.split("-e")[1]): pd.read_parquet(p / "samples.parquet").set_index("id")["final_loss"]
+            .reindex(targets).mean() for p in seed_dir.glob("progressive-e*")}
+    assert sorted(loss) == list(range(1, len(loss) + 1)) and chosen in loss
+    for e in range(2, chosen + 1):  # every accepted step improved the targets' loss by at least 2%
+        assert loss[e] <= 0.98 * loss[e - 1]
+    if chosen < 3:  # and the next one did not
+        assert loss[chosen + 1] > 0.98 * loss[chosen]
