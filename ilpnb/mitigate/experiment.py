@@ -39,8 +39,8 @@ import numpy as np
 import pandas as pd
 
 from ilpnb.causes import CAUSES
-from ilpnb.mitigate.interventions import (DEFAULT_FACTOR, DEFAULT_METHOD, GENERIC_METHODS, Plan, build_plan,
-                                          generic_plan, has_placebo, same_training)
+from ilpnb.mitigate.interventions import (DEFAULT_FACTOR, DEFAULT_METHOD, GENERIC_METHODS, PREREGISTERED, Plan,
+                                          build_plan, generic_plan, has_placebo, same_training)
 from ilpnb.runs import Run
 
 __all__ = ["MitigationSettings", "Experiment", "ARMS", "run_mitigation", "summarize", "t_interval", "load_results"]
@@ -285,9 +285,10 @@ def run_mitigation(run: str | Path, cause: str, method: str | None = None, seeds
     Args:
         run: a diagnosed SFT run folder.
         cause: the cause to mitigate.
-        method: the intervention (default: the cause's, see ``DEFAULT_METHOD``).
+        method: the intervention (default: the cause's pre-registered one, see ``PREREGISTERED``).
         seeds: number of seeds (0..K-1) or the list of seeds.
-        factor: k of weights, copies and resampling (default: per method, see ``DEFAULT_FACTOR``).
+        factor: k of weights, copies and resampling (default: the pre-registered factor for the
+            pre-registered method, else per method, see ``DEFAULT_FACTOR``).
         settings: :class:`MitigationSettings` fields (``mix``, ``docs_per_fact``, ``cpt_epochs``, ...).
         progress: tqdm bars of the fine-tuning runs.
         arms: the arms to run and measure (``treated`` is always run).
@@ -295,10 +296,11 @@ def run_mitigation(run: str | Path, cause: str, method: str | None = None, seeds
     Returns:
         One row per seed × arm × cause (also saved as ``results.parquet``, summary in ``summary.csv``).
     """
-    method = method or DEFAULT_METHOD.get(cause)
+    pre = PREREGISTERED.get(cause)
+    method = method or (pre.method if pre else DEFAULT_METHOD.get(cause))
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     exp = Experiment(run, settings, progress)
-    k = factor or DEFAULT_FACTOR.get(method, 4)
+    k = factor or (pre.factor if pre and pre.method == method else DEFAULT_FACTOR.get(method, 4))
     out = exp.run / "mitigation" / f"{cause}-{method}-x{k}"
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []

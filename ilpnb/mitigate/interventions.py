@@ -214,13 +214,13 @@ PREREGISTERED: dict[str, Preregistered] = {
     "missing_knowledge": Preregistered("cpt", 4, "the published fix: the model must read the fact as text before "
                                        "SFT can map a question onto it; k is unused by cpt"),
     "pretrain_conflict": Preregistered("upweight", 4, "the SFT answer must outweigh a belief the corpus repeats; "
-                                       "x4 is the smallest weight that is not noise at smoke/default scale"),
+                                       "x4 is the package's default weight, fixed before any result (not tuned)"),
     "data_conflict": Preregistered("relabel", 4, "one consistent answer per near-duplicate group removes the "
                                    "contradiction itself; k is unused by relabel"),
     "left_forgetting": Preregistered("replay", 4, "the published fix for sequential SFT: earlier samples seen "
                                      "again in later stages; k is unused by replay"),
-    "rare_pattern": Preregistered("upsample", 8, "a rare pattern lacks passes; x8 gives it about the passes of a "
-                                  "common template in the smoke/default worlds"),
+    "rare_pattern": Preregistered("upsample", 8, "a rare pattern lacks passes; x8 is the package's default number "
+                                  "of copies (DEFAULT_FACTOR), fixed before any result (not tuned)"),
 }
 
 

@@ -142,6 +142,8 @@ def test_shuffle_has_no_placebo_and_resample_is_restricted_to_targets(diag) -> N
 
     shuffle_t, shuffle_p = _plan(diag, "left_forgetting", "shuffle"), _plan(diag, "left_forgetting", "shuffle", control=True)
     assert same_training(shuffle_t, shuffle_p) and not has_placebo("shuffle") and has_placebo("replay")
+    resample_t = _plan(diag, "left_forgetting", "resample")
+    assert not same_training(resample_t, _plan(diag, "left_forgetting", "resample", control=True))  # other ids raised
     plan = build_plan("left_forgetting", "resample", diag[0], diag[1], {}, {}, control=False, factor=3, resample_drop=0.5)
     ids, stages = list(diag[1].index), diag[1]["stage"].tolist()
     data, sampler = stage_examples(plan.to_dict(), ids, stages, list(range(12)), 0, lambda i: {"idx": i}, 4, 0, False)
@@ -158,5 +160,10 @@ def test_bucketing_adds_no_weight_and_preregistration_names_a_family_method() ->
     from ilpnb.mitigate.interventions import PREREGISTERED
 
     assert set(PREREGISTERED) == set(INTERVENTIONS)
+    from ilpnb.mitigate.interventions import DEFAULT_FACTOR, DEFAULT_METHOD
+
     for cause, pre in PREREGISTERED.items():
         assert pre.method in INTERVENTIONS[cause] and pre.factor >= 1 and pre.why
+        assert pre.method == DEFAULT_METHOD[cause]  # ilpnb.causes names the same default
+        if pre.method in DEFAULT_FACTOR:
+            assert pre.factor == DEFAULT_FACTOR[pre.method]
