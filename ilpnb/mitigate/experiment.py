@@ -39,8 +39,17 @@ import numpy as np
 import pandas as pd
 
 from ilpnb.causes import CAUSES
-from ilpnb.mitigate.interventions import (DEFAULT_FACTOR, DEFAULT_METHOD, GENERIC_METHODS, PREREGISTERED, Plan,
-                                          build_plan, generic_plan, has_placebo, same_training)
+from ilpnb.mitigate.interventions import (
+    DEFAULT_FACTOR,
+    DEFAULT_METHOD,
+    GENERIC_METHODS,
+    PREREGISTERED,
+    Plan,
+    build_plan,
+    generic_plan,
+    has_placebo,
+    same_training,
+)
 from ilpnb.runs import Run
 
 __all__ = ["MitigationSettings", "Experiment", "ARMS", "run_mitigation", "summarize", "t_interval", "load_results"]
@@ -180,9 +189,9 @@ class Experiment:
         """The knowledge documents of ``ids``: on a world, their facts in paraphrased statements;
         else their question and answer in several forms."""
         from ilpnb.mitigate.cpt import fact_documents, knowledge_documents
-        from ilpnb.mitigate.measure import _world_meta
+        from ilpnb.mitigate.measure import world_meta
 
-        meta = _world_meta(self.config)
+        meta = world_meta(self.config)
         if meta is not None:
             samples = {s["id"]: s for s in meta.get("samples", [])}
             facts = sorted({(samples[i]["subject"], rel, obj) for i in ids if i in samples

@@ -25,8 +25,8 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["ArmContext", "arm_context", "final_model_dir", "learned_table", "arm_compute", "held_out_probes",
-           "truth_responses", "schedule_counts"]
+__all__ = ["ArmContext", "arm_context", "final_model_dir", "learned_table", "held_out_recall", "arm_compute",
+           "held_out_probes", "world_meta", "truth_responses", "schedule_counts"]
 
 
 @dataclass
@@ -40,7 +40,8 @@ class ArmContext:
     criterion: str
 
 
-def _world_meta(config: dict[str, Any]) -> dict[str, Any] | None:
+def world_meta(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's ``WORLD/world.json`` (facts, samples), or None for a run without a world."""
     world = config.get("world")
     path = Path(world) / "world.json" if world else None
     return json.loads(path.read_text()) if path is not None and path.exists() else None
@@ -75,7 +76,7 @@ def held_out_probes(config: dict[str, Any]) -> list[dict[str, Any]]:
         return []
     from ilpnb.probe.knowledge import read_probes
 
-    meta = _world_meta(config) or {}
+    meta = world_meta(config) or {}
     in_sft = {(s["subject"], rel) for s in meta.get("samples", []) for rel in s.get("relations", [])}
     return [p for p in read_probes(path) if (p["subject"], p["relation"]) not in in_sft]
 
@@ -85,7 +86,7 @@ def arm_context(config: dict[str, Any]) -> ArmContext:
     from ilpnb.data.packaged import resolve_data
 
     records = resolve_data(config["data"])
-    return ArmContext(config, records, truth_responses(records, _world_meta(config)), held_out_probes(config),
+    return ArmContext(config, records, truth_responses(records, world_meta(config)), held_out_probes(config),
                       str(config["sft"].get("criterion", "exact")))
 
 
