@@ -136,7 +136,7 @@ def test_mitigation_notebook_leaves_results(smoke_run: Path) -> None:
     parts = list((smoke_run / "sft" / "mitigation").glob("*/results.parquet"))
     assert parts
     table = pd.concat([pd.read_parquet(p) for p in parts])
-    assert {"treated", "generic", "unmodified"} <= set(table["arm"]) <= {"treated", "generic", "placebo", "unmodified"}
+    assert {"treated", "generic", "unmodified"} <= set(table["arm"]) <= {"treated", "generic", "placebo", "unmodified", "longer"}
     assert table["recovery"].dropna().between(0, 1).all()
     assert (smoke_run / "figures" / "08_recovery.png").exists()
     assert (smoke_run / "sft" / "mitigation" / "crossover.parquet").exists()
