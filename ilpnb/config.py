@@ -31,6 +31,7 @@ __all__ = [
     "MitigateConfig",
     "DynamicsConfig",
     "RealConfig",
+    "RealWorldConfig",
     "TARGETS",
     "Preset",
     "PRESETS",
@@ -195,6 +196,22 @@ class DynamicsConfig:
 
 
 @dataclass
+class RealWorldConfig:
+    """The planted real world (``ilpnb realworld``): real facts whose knowledge the real model is measured on."""
+
+    countries: int | None = setting(None, help="countries whose capital the base model is questioned on, a seeded "
+                                               "draw (None: all of countryinfo's)")
+    unknown: int | None = setting(48, help="unknown facts asked in every phrasing (a seeded draw; the planting "
+                                           "uses a few, and asking all is slow; None: all)")
+    none: int = setting(36, help="clean samples (the stage-1 samples of the retrained phrasing included)")
+    each: int = setting(8, help="samples of every cause (data conflicts rounded up to whole pairs)")
+    n_samples: int = setting(4, help="sampled answers per question besides the greedy one, measuring knowledge")
+    temperature: float = setting(0.5, help="sampling temperature of the measurement (Gekhman et al. 2024)")
+    batch_size: int = setting(32, help="questions per generate call")
+    seed: int = setting(0, help="seed of the country draw and of the planting")
+
+
+@dataclass
 class RealConfig:
     """The real track (notebook 09, ``ilpnb sft`` on a real model): a real LLM on a real SFT set.
 
@@ -220,6 +237,7 @@ class RealConfig:
     target_tokens: int = setting(4, help="the interaction game's target: the first tokens of the gold answer")
     diagnose: DiagnoseConfig = setting(help="how the diagnosis questions the real base model",
                                        factory=lambda: DiagnoseConfig(n_samples=4, autoprobes=False, batch_size=16))
+    world: RealWorldConfig = setting(help="the planted real world (ilpnb realworld)", factory=RealWorldConfig)
 
 
 @dataclass
@@ -254,7 +272,8 @@ PRESETS: dict[str, Preset] = {
         interactions=DynamicsConfig(n_prompts=8, and_or_iterations=500, sft_epochs=6, sft_eval_every=4),
         # minutes on a 2-core CPU (the notebook test tier): 4 steps of 2 (the first is the lr warm-up), 3 points
         real=RealConfig(samples=8, conflict_groups=1, epochs=1, batch_size=2, eval_every=2, prompts=1, players=5,
-                        max_answer_chars=200, diagnose=DiagnoseConfig(n_samples=2, autoprobes=False, batch_size=8)),
+                        max_answer_chars=200, diagnose=DiagnoseConfig(n_samples=2, autoprobes=False, batch_size=8),
+                        world=RealWorldConfig(countries=90, unknown=12, none=8, each=2, n_samples=2)),
     ),
     "default": Preset(
         name="default",

@@ -99,7 +99,7 @@ def _sft_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     p.add_argument("--max-samples", type=int, help="train on a seeded subset of this many records "
-                                                 "(default for a real model: real.samples)")
+                                                 "(default for a real model on a registered dataset: real.samples; a file trains whole)")
     group = p.add_argument_group("SFT settings (the sft sub-tree of the preset; --sft.FIELD VALUE)")
     add_setting_flags(group, SFTConfig, "sft", aliases=SFT_ALIASES, converters={"eval_every": _eval_every})
     group.add_argument("--no-converge", dest="sft.converge", action="store_const", const=False,
@@ -138,7 +138,10 @@ def _sft(args: argparse.Namespace) -> int:
         real = real_job(args.preset, full_ft=overrides.get("lora") is False)
         overrides = {**real.pop("sft"), **overrides}
         job.update({k: v for k, v in real.items() if k != "preset"})
-        job["max_samples"] = real_settings(args.preset).samples
+        # the preset's subset only for a registered dataset (a user's own file trains whole)
+        from ilpnb.data.packaged import DATASETS
+
+        job["max_samples"] = real_settings(args.preset).samples if args.data in DATASETS else None
         if _is_main():
             print(f"real model: preset '{args.preset}' uses {overrides} on "
                   f"{job['max_samples'] or 'all'} samples (override with flags)", file=sys.stderr)

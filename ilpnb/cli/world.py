@@ -29,6 +29,24 @@ def _world(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("realworld", "plant every cause into real facts a real LLM is measured to know (a scorable real world)")
+@arguments(lambda p: (p.add_argument("--model", default="smollm2-135m-instruct",
+                                     help="the real model whose knowledge is measured (default: smollm2-135m-instruct)"),
+                      p.add_argument("--out", required=True, help="world folder to create (never overwritten)"),
+                      preset_arg(p),
+                      p.add_argument("--seed", type=int, help="seed of the country draw and the planting "
+                                                              "(default: real.world.seed)"),
+                      p.add_argument("--no-progress", action="store_true", help="no progress bars")))
+def _realworld(args: argparse.Namespace) -> int:
+    from ilpnb.pipeline.realworld import build_realworld
+
+    out = build_realworld(args.out, model=args.model, preset=args.preset, seed=args.seed,
+                          progress=not args.no_progress)
+    print(f"world written to {out}: train with `ilpnb sft --model {args.model} --data {out / 'sft.jsonl'} "
+          f"--out RUN`, then `ilpnb diagnose RUN` and `ilpnb score RUN --truth {out / 'truth.jsonl'}`")
+    return 0
+
+
 @command("pretrain", "pretrain (or fetch from cache) the tiny base model of a world")
 @arguments(lambda p: (p.add_argument("--world", required=True, help="world folder"), preset_arg(p)))
 def _pretrain(args: argparse.Namespace) -> int:

@@ -3,7 +3,8 @@
 The library below (``data``, ``models``, ``train``, ``probe``, ``diagnose``, ``mitigate``,
 ``interactions``, ``plots``, ``widgets``) knows nothing of runs made by notebooks; the modules
 here make them: :mod:`.workbench` (a notebook run's world, base model, probe report, diagnosis),
-:mod:`.realtrack` (the packaged real model on packaged real data), :mod:`.sweep` (interactions
+:mod:`.realtrack` (the packaged real model on packaged real data), :mod:`.realworld` (real
+facts the real model is measured to know, with every cause planted), :mod:`.sweep` (interactions
 across a fine-tuning run's checkpoints), :mod:`.interactions` (the notebooks' interaction run)
 and :mod:`.interaction_report` (its findings in words), :mod:`.notebook_runner` and
 :mod:`.run_index` (``ilpnb run`` and the run's ``index.html``). The command line
@@ -19,6 +20,7 @@ from ilpnb._lazy import exported_names, lazy_exports
 _EXPORTS: dict[str, tuple[str, ...]] = {
     ".workbench": ("open_or_create_run", "ensure_world", "ensure_base_model", "ensure_probe_report",
                    "load_base_model", "ensure_diagnosis", "diagnosis_signals", "world_fidelity"),
+    ".realworld": ("build_realworld", "measure_knowledge", "planting_fidelity"),
     ".sweep": ("DynamicsTables", "interaction_dynamics", "reference_model", "rescore"),
     ".interactions": ("ensure_interaction_dynamics", "ensure_interaction_run"),
     ".interaction_report": ("describe_dynamics", "describe_stopping", "heldout_table"),

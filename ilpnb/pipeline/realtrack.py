@@ -97,7 +97,7 @@ def real_settings(preset: str | Preset) -> RealTrackSettings:
         KeyError: unknown preset (the message lists the known ones).
     """
     p = preset if isinstance(preset, Preset) else get_preset(preset)
-    real = {f.name: getattr(p.real, f.name) for f in fields(p.real) if f.name != "diagnose"}
+    real = {f.name: getattr(p.real, f.name) for f in fields(p.real) if f.name not in ("diagnose", "world")}
     return RealTrackSettings(**real, lora_r=p.sft.lora_r, seed=p.sft.seed)
 
 
