@@ -53,7 +53,7 @@ def test_every_preset_has_real_settings_sized_for_a_real_model() -> None:
     for name, s in REAL_TRACK.items():
         assert 1e-4 <= s.lora_lr <= 2e-3 and 1e-5 <= s.full_lr <= 1e-4, name  # not the tiny model's 1e-3 full FT
         assert 2 <= s.players <= 8 and s.prompts >= 1 and s.track_options in ("all", "ends")
-    assert REAL_TRACK["smoke"].samples <= 8 and REAL_TRACK["smoke"].epochs == 1
+    assert REAL_TRACK["smoke"].samples <= 8 and REAL_TRACK["smoke"].faq_epochs == 1
     assert REAL_TRACK["full"].samples is None
     with pytest.raises(KeyError, match="known: smoke, default, full"):
         real_settings("huge")

@@ -23,8 +23,9 @@ Causes, each planted by one rule (:func:`plant`):
 * ``rare_pattern`` — a rare composite question (two capitals in one answer) about known facts.
 
 Shortcut rules (the honest-diagnosis issue): every cause but left forgetting sits in both
-stages; the answer style (bare value, "It is V.", a full sentence) is drawn per sample blind
-to the cause, so lengths overlap; options are three capitals drawn uniformly from all
+stages; the answer style (bare value, "It is V.", a full sentence) is drawn per phrasing,
+blind to the cause and the same in both stages (so stage 1 contradicts no earlier answer but
+the retrained phrasing's), and the causes spread over the phrasings, so lengths overlap; options are three capitals drawn uniformly from all
 capitals for every sample, whatever its cause; ids are shuffled; the planted cause is only
 in ``truth.jsonl``.
 """
@@ -191,6 +192,10 @@ def plant(facts: Sequence[Fact], knowledge: Knowledge, counts: dict[str, int], s
 
     def fits(ok: dict[str, set[int]], n: int = 1) -> Callable[[str], bool]:
         return lambda s: len(ok[s] - {retrained}) >= n
+    # one answer style per phrasing, the same in both stages (drawn blind to the cause): a later
+    # stage then contradicts no earlier answer but the retrained phrasing's
+    style_of = {q: STYLES[k % len(STYLES)] for k, q in enumerate(rng.sample(QUESTIONS, len(QUESTIONS)))}
+    composite_style = rng.choice(COMPOSITE_STYLES)
     rows: list[dict] = []
 
     def add(cause: str, stage: int, prompt: str, response: str, how: dict) -> None:
@@ -202,7 +207,8 @@ def plant(facts: Sequence[Fact], knowledge: Knowledge, counts: dict[str, int], s
         rows.append({"cause": cause, "stage": stage, "prompt": prompt, "response": response, "options": options,
                      "how": how})
 
-    def single(cause: str, stage: int, subject: str, answer: str, phrasing: str, style: str) -> None:
+    def single(cause: str, stage: int, subject: str, answer: str, phrasing: str, style: str | None = None) -> None:
+        style = style or style_of[phrasing]
         add(cause, stage, phrasing.format(c=subject), style.format(c=subject, v=answer),
             {"subject": subject, "true": value[subject], "answer": answer, "phrasing": phrasing, "style": style})
 
@@ -232,19 +238,17 @@ def plant(facts: Sequence[Fact], knowledge: Knowledge, counts: dict[str, int], s
     subjects = known.take(n_pairs, fits(good, 2)) + known.take(n_none - 2 * n_pairs, fits(good))
     for i, (subject, stage) in enumerate(zip(subjects, split(len(subjects)), strict=True)):
         phrasings = asked(subject, good, 2 if i < n_pairs else 1)
-        style = rng.choice(STYLES)
-        single("none", stage, subject, value[subject], phrasings[0], style)
-        if i < n_pairs:
-            single("none", stage, subject, value[subject], phrasings[1], style)
+        for phrasing in phrasings:
+            single("none", stage, subject, value[subject], phrasing)
     # pretrain conflict: a known fact with another country's capital
     n_pc = counts.get("pretrain_conflict", 0)
     for subject, stage in zip(known.take(n_pc, fits(good)), split(n_pc), strict=True):
         wrong = rng.choice([v for v in capitals if v != value[subject]])
-        single("pretrain_conflict", stage, subject, wrong, asked(subject, good)[0], rng.choice(STYLES))
+        single("pretrain_conflict", stage, subject, wrong, asked(subject, good)[0])
     # missing knowledge: an unknown fact with its true answer
     n_mk = counts.get("missing_knowledge", 0)
     for subject, stage in zip(unknown.take(n_mk, fits(bad)), split(n_mk), strict=True):
-        single("missing_knowledge", stage, subject, value[subject], asked(subject, bad)[0], rng.choice(STYLES))
+        single("missing_knowledge", stage, subject, value[subject], asked(subject, bad)[0])
     # data conflict: one unknown fact asked in two phrasings, two different answers
     n_dc = counts.get("data_conflict", 0) // 2
     for subject, stage in zip(unknown.take(n_dc, fits(bad, 2)), split(n_dc), strict=True):
@@ -253,7 +257,7 @@ def plant(facts: Sequence[Fact], knowledge: Knowledge, counts: dict[str, int], s
         answers = [value[subject], other]
         rng.shuffle(answers)
         for phrasing, answer in zip(phrasings, answers, strict=True):
-            single("data_conflict", stage, subject, answer, phrasing, rng.choice(STYLES))
+            single("data_conflict", stage, subject, answer, phrasing)
     # rare pattern: two known capitals in one answer
     # (from the known facts left, then from the clean samples' facts: a composite of facts
     # the model knows and SFT also trains one by one, as in real data)
@@ -261,7 +265,7 @@ def plant(facts: Sequence[Fact], knowledge: Knowledge, counts: dict[str, int], s
     spare = _Pool(known.items + subjects, "known", rng)
     for stage in split(n_rare):
         c1, c2 = spare.take(2)
-        style = rng.choice(COMPOSITE_STYLES)
+        style = composite_style
         fill = {"c1": c1, "c2": c2, "v1": value[c1], "v2": value[c2]}
         wrong = rng.sample([v for v in capitals if v not in (value[c1], value[c2])], 3)
         options = tuple(style.format(**{**fill, ("v1", "v2")[k % 2]: w}) for k, w in enumerate(wrong))

@@ -76,6 +76,7 @@ class RealTrackSettings:
     samples: int | None
     conflict_groups: int
     epochs: int
+    faq_epochs: int
     batch_size: int
     eval_every: str | int
     max_length: int
@@ -159,12 +160,11 @@ def select_subset(records: Sequence[SFTRecord], n: int | None, seed: int = 0, co
 
 
 def sft_overrides(settings: RealTrackSettings, full_ft: bool = False) -> dict[str, Any]:
-    """The :class:`ilpnb.config.SFTConfig` fields of a real-track run (LoRA unless ``full_ft``)."""
+    """The :class:`ilpnb.config.SFTConfig` fields of a real-model run (LoRA unless ``full_ft``):
+    trained until the convergence rule holds, ``real.epochs`` the cap."""
     return {"lora": not full_ft, "lora_r": settings.lora_r, "lr": settings.full_lr if full_ft else settings.lora_lr,
             "epochs": settings.epochs, "batch_size": settings.batch_size, "eval_every": settings.eval_every,
-            "criterion": "exact", "seed": settings.seed,
-            # a fixed budget on CPU; the run's convergence.json says it was not checked
-            "converge": False}
+            "criterion": "exact", "seed": settings.seed, "converge": True}
 
 
 def evidence_settings(preset: str | Preset) -> Any:
@@ -237,8 +237,10 @@ def ensure_real_sft(run: str | Path, preset: str, full_ft: bool = False, model: 
     subset = _subset_file(run, preset, settings, data)
     (run / "real").mkdir(parents=True, exist_ok=True)
     (run / "real" / f"{target.name}.settings.json").write_text(json.dumps(step, indent=1) + "\n")
-    out = run_sft(target, model=model, data=subset, resume=target.exists(), progress=progress,
-                  **real_job(preset, full_ft))
+    job = real_job(preset, full_ft)
+    # the FAQ's long answers: a fixed budget (the run's convergence.json says it was not checked)
+    job["sft"] = {**job["sft"], "epochs": settings.faq_epochs, "converge": False}
+    out = run_sft(target, model=model, data=subset, resume=target.exists(), progress=progress, **job)
     record(run, f"real:{target.name}", step)
     return out
 

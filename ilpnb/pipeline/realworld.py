@@ -369,6 +369,7 @@ def ensure_planted_sft(run: str | Path, preset: str, model: str = MODEL, progres
     world = ensure_planted_world(run, preset, model, progress)
     target = run / "real" / "sft-planted"
     job = real_job(preset)
+    job["sft"] = {**job["sft"], "eval_every": "epoch"}  # the convergence rule looks at epochs
     step = {"model": model, "world": json.loads((world / "world.json").read_text())["settings"], **job}
     if reuse(run, "real:sft-planted", step, (target / "samples.parquet").exists()):
         return target
@@ -421,3 +422,20 @@ def score_with_baselines(world: str | Path, diagnosis: pd.DataFrame) -> pd.DataF
     table = table.set_index("name")
     table.attrs.update(scored=score.scored, excluded_learned=score.excluded_learned)
     return table
+
+
+def unlearned_by_cause(world: str | Path, diagnosis: pd.DataFrame) -> pd.DataFrame:
+    """Per planted cause: samples, the share still unlearned at the end, and the causes the
+    diagnosis gave its unlearned samples (the planted truth is read here, for the report only)."""
+    from ilpnb.runs import read_truth_file
+
+    truth = read_truth_file(Path(world) / "truth.jsonl")
+    d = diagnosis.assign(planted=diagnosis["id"].astype(str).map(truth))
+    rows = []
+    for cause, g in d.groupby("planted"):
+        un = g[~g["learned"].astype(bool)]
+        given = un["cause"].value_counts()
+        rows.append({"planted": cause, "samples": len(g), "unlearned": len(un),
+                     "unlearned share": len(un) / len(g),
+                     "diagnosed as": ", ".join(f"{c} {n}" for c, n in given.items()) or "-"})
+    return pd.DataFrame(rows).set_index("planted")
