@@ -203,8 +203,8 @@ class RealWorldConfig:
                                                "draw (None: all of countryinfo's)")
     unknown: int | None = setting(48, help="unknown facts asked in every phrasing (a seeded draw; the planting "
                                            "uses a few, and asking all is slow; None: all)")
-    none: int = setting(36, help="clean samples (the stage-1 samples of the retrained phrasing included)")
-    each: int = setting(8, help="samples of every cause (data conflicts rounded up to whole pairs)")
+    none: int = setting(30, help="clean samples (the stage-1 samples of the retrained phrasing included)")
+    each: int = setting(6, help="samples of every cause (data conflicts rounded up to whole pairs)")
     n_samples: int = setting(4, help="sampled answers per question besides the greedy one, measuring knowledge")
     temperature: float = setting(0.5, help="sampling temperature of the measurement (Gekhman et al. 2024)")
     batch_size: int = setting(32, help="questions per generate call")
@@ -239,7 +239,8 @@ class RealConfig:
                                               "(step 0, stage end, final)", choices=("all", "ends"))
     target_tokens: int = setting(4, help="the interaction game's target: the first tokens of the gold answer")
     diagnose: DiagnoseConfig = setting(help="how the diagnosis questions the real base model",
-                                       factory=lambda: DiagnoseConfig(n_samples=4, autoprobes=False, batch_size=16))
+                                       factory=lambda: DiagnoseConfig(n_samples=4, temperature=0.5, autoprobes=False,
+                                                                     batch_size=16))
     world: RealWorldConfig = setting(help="the planted real world (ilpnb realworld)", factory=RealWorldConfig)
 
 

@@ -21,12 +21,27 @@ __all__: list[str] = []
 def _diagnose(args: argparse.Namespace) -> int:
     from ilpnb.diagnose.attribution import cause_split, write_diagnosis
 
-    table = write_diagnosis(args.run, args.criterion, args.probes, args.threshold)
+    table = write_diagnosis(args.run, args.criterion, args.probes, args.threshold, evidence=_evidence(args.run))
     split = cause_split(table)
     print(f"{Path(args.run) / 'diagnosis.parquet'}: {len(table)} samples, "
           f"{split.attrs['unlearned_share']:.1%} unlearned")
     print(split.round(3).to_string())
     return 0
+
+
+def _evidence(run: str) -> object:
+    """How the base model is questioned: for a real model (a registered or hub name, not a local
+    folder) the real track's settings of the run's preset (``real.diagnose``: sampling a 135M
+    model on a CPU is the slow part), else the diagnosis's defaults (None)."""
+    from ilpnb.runs import RunFolder
+
+    config = RunFolder.open(run).config
+    model = config.get("model")
+    if config.get("world") or not model or Path(str(model)).exists():
+        return None
+    from ilpnb.pipeline.realtrack import evidence_settings
+
+    return evidence_settings(str(config.get("preset") or "default"))
 
 
 @command("score", "score a run's diagnosis against a world's planted causes")

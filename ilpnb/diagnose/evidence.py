@@ -33,7 +33,7 @@ from ilpnb.diagnose.thresholds import PATTERN_SIM
 __all__ = ["EvidenceSettings", "Evidence", "model_evidence", "consistent_answers"]
 
 _NEIGHBOURS = 8  # nearest prompts kept per sample (siblings are read from these)
-_VERSION = 2  # of what is computed: a change here recomputes every cached evidence folder
+_VERSION = 3  # of what is computed: a change here recomputes every cached evidence folder
 
 
 @dataclass(frozen=True)

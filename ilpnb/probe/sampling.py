@@ -38,7 +38,9 @@ it is 0 or 1, so the sampled share splits greedy-correct answers into known / ma
 definition back (greedy over framings).
 
 **Preferred other answer and belief.** Among the greedy answer and the samples that are not
-correct, the most frequent normalised answer head is the model's preferred other answer
+correct, the most frequent normalised answer head — or, when the prompts are known (as in
+:func:`sample_answers`), the content word most of them hold (:func:`other_answer_matcher`:
+a chat model words one answer as many sentences) — is the model's preferred other answer
 (``other_answer``, its surface form as first generated) and ``other_share`` its count over
 all ``n_samples + 1`` answers. ``belief`` is true when that answer is also the greedy answer,
 ``other_share >= BELIEF_MIN_SHARE`` and the answer is not the model's *default* for the kind
@@ -88,6 +90,7 @@ __all__ = [
     "answer_head",
     "answer_matches",
     "preferred_other",
+    "other_answer_matcher",
     "default_answers",
     "generate_answers",
     "summarize_answers",
@@ -201,13 +204,59 @@ def answer_matches(output: str, gold: str) -> tuple[bool, bool]:
     return exact, exact or f" {g} " in f" {full} "
 
 
-def preferred_other(answers: Sequence[str], gold: str, match: Match = "contains") -> tuple[str | None, int]:
+def _content_words(text: str, frame: frozenset[str]) -> list[str]:
+    """The words of an answer head that are not the question's, the gold's or function words."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return [w for w in normalize_answer(answer_head(text)).split()
+            if len(w) > 1 and w not in frame and w not in ENGLISH_STOP_WORDS]
+
+
+def other_answer_matcher(answers: Sequence[str], gold: str, prompt: str, match: Match = "contains"
+                         ) -> tuple[str | None, int, Any]:
+    """The wrong answer the answers agree on *by content*, for models that answer in sentences.
+
+    A chat model says "The capital city of Chile is Santiago." once and "Santiago is the
+    capital of Chile." the next time: two different heads, one answer. Each wrong answer is
+    reduced to its content words — the words of its head that are neither in the question,
+    nor in the gold response, nor function words — and the preferred other answer is the
+    content word most wrong answers hold (ties: the first seen; answers[0] is the greedy one).
+
+    Returns:
+        ``(surface, count, gives)``: the head of the first answer holding that word, how many
+        answers hold it, and a function telling whether a text gives that answer; ``(None, 0,
+        never)`` when no wrong answer has a content word.
+    """
+    frame = frozenset(normalize_answer(prompt).split()) | frozenset(normalize_answer(gold).split())
+    df: Counter[str] = Counter()
+    first: dict[str, str] = {}
+    for text in answers:
+        exact, contains = answer_matches(text, gold)
+        if exact or (match == "contains" and contains):
+            continue
+        words = _content_words(text, frame)
+        for w in dict.fromkeys(words):
+            df[w] += 1
+            first.setdefault(w, answer_head(text))
+    if not df:
+        return None, 0, lambda text: False
+    best = max(df.values())
+    word = next(w for w in first if df[w] == best)
+    return first[word], best, lambda text: word in _content_words(text, frame)
+
+
+def preferred_other(answers: Sequence[str], gold: str, match: Match = "contains",
+                    prompt: str | None = None) -> tuple[str | None, int]:
     """The most frequent wrong answer among ``answers`` and how many answers give it.
 
     Answers are compared by normalised head; those matching the gold (by ``match``) and
     empty ones are not candidates. Ties go to the answer seen first (answers[0] is the
-    greedy one). Returns the surface form of its first occurrence, or ``(None, 0)``.
+    greedy one). Returns the surface form of its first occurrence, or ``(None, 0)``. With
+    the ``prompt``, answers are compared by content instead (:func:`other_answer_matcher`).
     """
+    if prompt is not None:
+        surface, count, _ = other_answer_matcher(answers, gold, prompt, match)
+        return surface, count
     counts: Counter[str] = Counter()
     surface: dict[str, str] = {}
     for text in answers:
@@ -428,7 +477,7 @@ _SUMMARY_COLUMNS = ["greedy", "greedy_exact", "greedy_correct", "sample_share", 
 
 def summarize_answers(
     answers: Sequence[Sequence[str]], golds: Sequence[str], index: Sequence[str] | None = None,
-    match: Match = "contains", keep_samples: bool = True,
+    match: Match = "contains", keep_samples: bool = True, prompts: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Per-prompt knowledge columns from generated answers (``[greedy, samples...]`` each).
 
@@ -438,6 +487,8 @@ def summarize_answers(
         index: ids for the rows (default 0..n-1).
         match: ``"contains"`` (gold as whole words inside the answer counts) or ``"exact"``.
         keep_samples: keep the sampled texts in a ``samples`` column.
+        prompts: the questions; when given, wrong answers are compared by content
+            (:func:`other_answer_matcher`), not by their exact head.
 
     Returns:
         A DataFrame (one row per prompt; columns as in :func:`sample_answers`).
@@ -446,17 +497,24 @@ def summarize_answers(
         raise ValueError(f"match must be 'contains' or 'exact', got {match!r}")
     greedy_counts = default_answers(answers, golds, match)
     rows = []
-    for ans, gold in zip(answers, golds, strict=True):
+    if prompts is not None and len(prompts) != len(golds):
+        raise ValueError("prompts must have one entry per answer list")
+    for k, (ans, gold) in enumerate(zip(answers, golds, strict=True)):
         if not ans:
             raise ValueError("each prompt needs at least its greedy answer")
         flags = [answer_matches(a, gold) for a in ans]
         ok = [c if match == "contains" else e for e, c in flags]
         n_s = len(ans) - 1
         share = float(np.mean(ok[1:])) if n_s else float("nan")
-        other, count = preferred_other(ans, gold, match)
+        if prompts is not None:
+            other, count, gives = other_answer_matcher(ans, gold, prompts[k], match)
+            greedy_is_other = other is not None and not ok[0] and gives(ans[0])
+        else:
+            other, count = preferred_other(ans, gold, match)
         other_share = count / len(ans)
         other_key = normalize_answer(other) if other is not None else None
-        greedy_is_other = other_key is not None and normalize_answer(answer_head(ans[0])) == other_key
+        if prompts is None:
+            greedy_is_other = other_key is not None and normalize_answer(answer_head(ans[0])) == other_key
         is_default = other_key in greedy_counts
         row: dict[str, Any] = {
             "greedy": ans[0],
@@ -529,6 +587,7 @@ def sample_answers(
         budgets.append(len(enc.response_ids) + margin)
     answers = generate_answers(model, tokenizer, prompts, budgets, n_samples=n_samples, temperature=temperature,
                                seed=seed, keys=[r.id for r in rows], batch_size=batch_size)
-    table = summarize_answers(answers, [r.response for r in rows], [r.id for r in rows], match, keep_samples)
+    table = summarize_answers(answers, [r.response for r in rows], [r.id for r in rows], match, keep_samples,
+                              prompts=[r.prompt for r in rows])
     table.insert(table.columns.get_loc("n_samples") + 1, "max_new_tokens", budgets)
     return table
