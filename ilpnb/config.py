@@ -277,7 +277,8 @@ PRESETS: dict[str, Preset] = {
         # minutes on a 2-core CPU (the notebook test tier): 4 steps of 2 (the first is the lr warm-up), 3 points
         real=RealConfig(samples=8, conflict_groups=1, epochs=4, faq_epochs=1, batch_size=2, eval_every=2, prompts=1,
                         players=5,
-                        max_answer_chars=200, diagnose=DiagnoseConfig(n_samples=2, autoprobes=False, batch_size=8),
+                        max_answer_chars=200,
+                        diagnose=DiagnoseConfig(n_samples=2, temperature=0.5, autoprobes=False, batch_size=8),
                         world=RealWorldConfig(countries=90, unknown=10, none=6, each=2, n_samples=2)),
     ),
     "default": Preset(
@@ -302,7 +303,7 @@ PRESETS: dict[str, Preset] = {
         interactions=DynamicsConfig(n_prompts=48, sft_epochs=8, sft_eval_every=50),
         # the whole set, for a GPU; the diagnosis's own evidence defaults
         real=RealConfig(samples=None, epochs=30, faq_epochs=5, lora_lr=5e-4, full_lr=2e-5, prompts=4, players=8,
-                        track_options="all", diagnose=DiagnoseConfig()),
+                        track_options="all", diagnose=DiagnoseConfig(temperature=0.5)),
     ),
 }
 

@@ -230,19 +230,21 @@ OLD_DYNAMICS = {
     "full": {"n_prompts": 48, "max_players": 10, "and_or_iterations": 5000, "sft_epochs": 8, "sft_eval_every": 50},
 }
 OLD_REAL = {
-    "smoke": {"samples": 8, "conflict_groups": 1, "epochs": 1, "batch_size": 2, "eval_every": 2, "max_length": 192,
+    "smoke": {"samples": 8, "conflict_groups": 1, "epochs": 4, "faq_epochs": 1, "batch_size": 2, "eval_every": 2, "max_length": 192,
               "lora_r": 8, "lora_lr": 1e-3, "full_lr": 5e-5, "prompts": 1, "players": 5, "max_answer_chars": 200,
               "track_options": "ends", "target_tokens": 4, "seed": 0},
-    "default": {"samples": 64, "conflict_groups": 6, "epochs": 3, "batch_size": 8, "eval_every": "epoch",
+    "default": {"samples": 64, "conflict_groups": 6, "epochs": 20, "faq_epochs": 3, "batch_size": 8, "eval_every": "epoch",
                 "max_length": 192, "lora_r": 8, "lora_lr": 1e-3, "full_lr": 5e-5, "prompts": 3, "players": 7,
                 "max_answer_chars": None, "track_options": "ends", "target_tokens": 4, "seed": 0},
-    "full": {"samples": None, "conflict_groups": 6, "epochs": 5, "batch_size": 8, "eval_every": "epoch",
+    "full": {"samples": None, "conflict_groups": 6, "epochs": 30, "faq_epochs": 5, "batch_size": 8, "eval_every": "epoch",
              "max_length": 192, "lora_r": 8, "lora_lr": 5e-4, "full_lr": 2e-5, "prompts": 4, "players": 8,
              "max_answer_chars": None, "track_options": "all", "target_tokens": 4, "seed": 0},
 }
-OLD_EVIDENCE = {"smoke": {"n_samples": 2, "temperature": 1.0, "seed": 0, "autoprobes": False, "batch_size": 8},
-                "default": {"n_samples": 4, "temperature": 1.0, "seed": 0, "autoprobes": False, "batch_size": 16},
-                "full": {"n_samples": 8, "temperature": 1.0, "seed": 0, "autoprobes": True, "batch_size": 32}}
+# the real model is sampled at T = 0.5 (Gekhman et al.); the world's tiny model at its own distribution (T = 1)
+OLD_EVIDENCE = {"smoke": {"n_samples": 2, "temperature": 0.5, "seed": 0, "autoprobes": False, "batch_size": 8},
+                "default": {"n_samples": 4, "temperature": 0.5, "seed": 0, "autoprobes": False, "batch_size": 16},
+                "full": {"n_samples": 8, "temperature": 0.5, "seed": 0, "autoprobes": True, "batch_size": 32}}
+WORLD_EVIDENCE = {"n_samples": 8, "temperature": 1.0, "seed": 0, "autoprobes": True, "batch_size": 32}
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -255,7 +257,7 @@ def test_interaction_and_real_subtrees_keep_the_old_values(name: str) -> None:
     assert asdict(dynamics_config(name)) == want == asdict(DYNAMICS_PRESETS[name])
     assert asdict(real_settings(name)) == OLD_REAL[name] == asdict(REAL_TRACK[name])
     assert asdict(evidence_settings(name)) == OLD_EVIDENCE[name]
-    assert to_dict(get_preset(name).diagnose) == OLD_EVIDENCE["full"]  # world runs: the diagnosis's defaults
+    assert to_dict(get_preset(name).diagnose) == WORLD_EVIDENCE  # world runs: the diagnosis's defaults
     assert get_preset(name).mitigate.seeds == (2 if name == "smoke" else 3)  # notebook 08's former rule
 
 
