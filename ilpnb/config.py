@@ -208,7 +208,8 @@ class RealWorldConfig:
     n_samples: int = setting(4, help="sampled answers per question besides the greedy one, measuring knowledge")
     temperature: float = setting(0.5, help="sampling temperature of the measurement (Gekhman et al. 2024)")
     batch_size: int = setting(32, help="questions per generate call")
-    seed: int = setting(0, help="seed of the country draw and of the planting")
+    seed: int = setting(0, help="seed of the planting (the measurement, its country draw and samples, uses 0: one "
+                                "cached measurement serves every seed)")
 
 
 @dataclass

@@ -34,7 +34,7 @@ def _world(args: argparse.Namespace) -> int:
                                      help="the real model whose knowledge is measured (default: smollm2-135m-instruct)"),
                       p.add_argument("--out", required=True, help="world folder to create (never overwritten)"),
                       preset_arg(p),
-                      p.add_argument("--seed", type=int, help="seed of the country draw and the planting "
+                      p.add_argument("--seed", type=int, help="seed of the planting "
                                                               "(default: real.world.seed)"),
                       p.add_argument("--no-progress", action="store_true", help="no progress bars")))
 def _realworld(args: argparse.Namespace) -> int:

@@ -273,7 +273,17 @@ def run_overview(sft_run: str | Path) -> pd.Series:
         "mean loss at step 0": round(float(by_point.iloc[0]), 3),
         "mean loss at the end": round(float(by_point.iloc[-1]), 3),
         "mean loss slope (last points)": round(float(samples["loss_slope"].mean()), 3),
+        "convergence": _convergence_line(run.convergence()),
     }, name=sft_run.name)
+
+
+def _convergence_line(report: dict[str, Any] | None) -> str:
+    """The convergence verdict of each stage in one line (``convergence.json``)."""
+    from ilpnb.train.convergence import describe
+
+    if not report or not report.get("stages"):
+        return "not recorded"
+    return "; ".join(line.split(" (", 1)[0] for line in describe(report["stages"]).splitlines())
 
 
 def unlearned_by_criterion(dyn: pd.DataFrame) -> pd.DataFrame:

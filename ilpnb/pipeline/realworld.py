@@ -250,16 +250,18 @@ def build_realworld(out: str | Path, model: str = MODEL, preset: str | Preset = 
         raise FileExistsError(f"{out} already exists and is not empty: a world folder is never overwritten")
     p = preset if isinstance(preset, Preset) else get_preset(preset)
     cfg = p.real.world if seed is None else RealWorldConfig(**{**asdict(p.real.world), "seed": seed})
-    facts = _draw(country_facts(), cfg)
+    # the measurement does not depend on the planting seed: one cached table serves every seed
+    measure = replace(cfg, seed=0)
+    facts = _draw(country_facts(), measure)
     model_obj, tok = load_model_and_tokenizer(model)
-    cache = _cache_dir() / f"{_key(model, facts, cfg)}.parquet"
+    cache = _cache_dir() / f"{_key(model, facts, measure)}.parquet"
     if cache.is_file():
         table = pd.read_parquet(cache)
         say(f"knowledge of {model}: cached ({cache})")
     else:
         say(f"measuring what {model} knows: {len(facts)} capitals, greedy + {cfg.n_samples} samples "
             f"at T={cfg.temperature}")
-        table = measure_knowledge(model_obj, tok, facts, cfg, progress)
+        table = measure_knowledge(model_obj, tok, facts, measure, progress)
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp")
         table.to_parquet(tmp)
@@ -338,9 +340,10 @@ def _source() -> str:
 
 
 # -- the notebook's planted real world (notebook 09) --------------------------------------------
-def ensure_planted_world(run: str | Path, preset: str, model: str = MODEL, progress: bool = True) -> Path:
+def ensure_planted_world(run: str | Path, preset: str, model: str = MODEL, progress: bool = False) -> Path:
     """Build the preset's planted real world into ``RUN/real/world`` once (the knowledge
-    measurement is cached per model, so a second run folder plants in seconds)."""
+    measurement is cached per model, so a second run folder plants in seconds; no progress
+    bars by default: a notebook shows the result, not the measurement's batches)."""
     from ilpnb.pipeline.steps import record, reuse
 
     run = Path(run)
@@ -366,7 +369,7 @@ def ensure_planted_sft(run: str | Path, preset: str, model: str = MODEL, progres
     from ilpnb.train.sft import run_sft
 
     run = Path(run)
-    world = ensure_planted_world(run, preset, model, progress)
+    world = ensure_planted_world(run, preset, model)
     target = run / "real" / "sft-planted"
     job = real_job(preset)
     job["sft"] = {**job["sft"], "eval_every": "epoch"}  # the convergence rule looks at epochs
