@@ -280,7 +280,7 @@ PRESETS: dict[str, Preset] = {
                         players=5,
                         max_answer_chars=200,
                         diagnose=DiagnoseConfig(n_samples=2, temperature=0.5, autoprobes=False, batch_size=8),
-                        world=RealWorldConfig(countries=90, unknown=10, none=6, each=2, n_samples=2)),
+                        world=RealWorldConfig(countries=90, unknown=10, none=8, each=4, n_samples=2)),
     ),
     "default": Preset(
         name="default",

@@ -140,3 +140,32 @@ def test_mitigation_notebook_leaves_results(smoke_run: Path) -> None:
     assert table["recovery"].dropna().between(0, 1).all()
     assert (smoke_run / "figures" / "08_recovery.png").exists()
     assert (smoke_run / "sft" / "mitigation" / "crossover.parquet").exists()
+
+
+def test_planted_real_world_at_smoke(smoke_run: Path) -> None:
+    """Notebook 09 builds the planted real world on the packaged SmolLM2: counts as asked, every
+    cause but forgetting in both stages, the truth kept out of sft.jsonl, fidelity reported."""
+    import json
+    from collections import Counter
+
+    from ilpnb.data.realworld import realworld_counts
+    from ilpnb.data.records import read_records
+    from ilpnb.runs import read_truth_file
+
+    world = smoke_run / "real" / "world"
+    meta = json.loads((world / "world.json").read_text())
+    truth = read_truth_file(world / "truth.jsonl")
+    records = read_records(world / "sft.jsonl")
+    assert meta["model"] == "smollm2-135m-instruct" and meta["preset"] == "smoke"
+    assert dict(Counter(truth)) == meta["counts"] == realworld_counts(8, 4)
+    assert sorted(r.id for r in records) == sorted(truth.index)
+    stages: dict[str, set[int]] = {}
+    for r in records:
+        stages.setdefault(truth[r.id], set()).add(r.stage)
+    assert stages.pop("left_forgetting") == {0}
+    assert all(s == {0, 1} for s in stages.values()), stages
+    text = (world / "sft.jsonl").read_text()
+    assert "planted" not in text and not any(c in text for c in truth.unique() if c != "none")
+    assert "planted_cause" not in (world / "world.json").read_text()
+    assert set(meta["fidelity"]) == set(truth.unique())
+    assert all(0.0 <= f["share"] <= 1.0 and f["samples"] > 0 for f in meta["fidelity"].values())

@@ -151,15 +151,16 @@ class _Pool:
     """Subjects drawn without replacement; a clear error when a measured set runs out."""
 
     def __init__(self, subjects: Sequence[str], what: str, rng: random.Random) -> None:
-        self.items, self.what = list(subjects), what
+        self.items, self.what, self.measured = list(subjects), what, len(subjects)
         rng.shuffle(self.items)
 
     def take(self, n: int, where: Callable[[str], bool] = lambda s: True) -> list[str]:
         fit = [s for s in self.items if where(s)]
         if n > len(fit):
             raise ValueError(f"the planted real world needs {n} more {self.what} facts but the model's measured "
-                             f"knowledge has only {len(fit)} left that fit: lower the counts (real.world.none / "
-                             "real.world.each) or measure more countries (real.world.countries)")
+                             f"knowledge ({self.measured} {self.what} facts in all) has only {len(fit)} left that fit:"
+                             " lower the counts (real.world.none / real.world.each) or measure more countries "
+                             "(real.world.countries)")
         out = fit[:n]
         self.items = [s for s in self.items if s not in out]
         return out
