@@ -56,7 +56,7 @@ import hashlib
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -204,6 +204,14 @@ def answer_matches(output: str, gold: str) -> tuple[bool, bool]:
     return exact, exact or f" {g} " in f" {full} "
 
 
+def _wrong_answers(answers: Sequence[str], gold: str, match: Match) -> Iterator[str]:
+    """The answers that do not match the gold (by ``match``), in order."""
+    for text in answers:
+        exact, contains = answer_matches(text, gold)
+        if not (exact or (match == "contains" and contains)):
+            yield text
+
+
 def _content_words(text: str, frame: frozenset[str]) -> list[str]:
     """The words of an answer head that are not the question's, the gold's or function words."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
@@ -230,10 +238,7 @@ def other_answer_matcher(answers: Sequence[str], gold: str, prompt: str, match: 
     frame = frozenset(normalize_answer(prompt).split()) | frozenset(normalize_answer(gold).split())
     df: Counter[str] = Counter()
     first: dict[str, str] = {}
-    for text in answers:
-        exact, contains = answer_matches(text, gold)
-        if exact or (match == "contains" and contains):
-            continue
+    for text in _wrong_answers(answers, gold, match):
         words = _content_words(text, frame)
         for w in dict.fromkeys(words):
             df[w] += 1
@@ -259,10 +264,7 @@ def preferred_other(answers: Sequence[str], gold: str, match: Match = "contains"
         return surface, count
     counts: Counter[str] = Counter()
     surface: dict[str, str] = {}
-    for text in answers:
-        exact, contains = answer_matches(text, gold)
-        if exact or (match == "contains" and contains):
-            continue
+    for text in _wrong_answers(answers, gold, match):
         head = answer_head(text)
         key = normalize_answer(head)
         if not key:
