@@ -220,12 +220,12 @@ class RealConfig:
     model's own (the tiny model's lr 1e-3 ruins a real model's answers within a few updates).
     """
 
-    samples: int | None = setting(64, help="SFT samples used (None: the whole set)")
-    conflict_groups: int = setting(6, help="groups of duplicated questions kept whole in the subset (data conflicts)")
+    samples: int | None = setting(32, help="SFT samples used (None: the whole set)")
+    conflict_groups: int = setting(4, help="groups of duplicated questions kept whole in the subset (data conflicts)")
     epochs: int = setting(20, help="the most epochs a stage of a real-model SFT trains: the cap of the convergence "
                                    "rule (ilpnb sft on a real model, the planted real world)")
-    faq_epochs: int = setting(3, help="epochs of notebook 09's FAQ run, a fixed budget: its long answers do not "
-                                      "converge on a CPU in minutes (its convergence.json says so)")
+    faq_epochs: int = setting(30, help="the most epochs of notebook 09's FAQ run: the cap of its convergence rule "
+                                       "(its long answers need more epochs than the planted world's short ones)")
     batch_size: int = setting(8, help="samples per step")
     eval_every: str | int = setting("epoch", help="evaluation points: 'epoch' or every K steps")
     max_length: int = setting(192, help="longest sequence in tokens (the FAQ's longest pair is 168 with "
@@ -234,7 +234,7 @@ class RealConfig:
     full_lr: float = setting(5e-5, help="peak learning rate of full fine-tuning")
     prompts: int = setting(3, help="prompts whose interactions are computed before and after SFT")
     players: int = setting(7, help="words per interaction game (2^players masked forward passes per model)")
-    max_answer_chars: int | None = setting(None, help="draw only records whose answer has at most this many "
+    max_answer_chars: int | None = setting(200, help="draw only records whose answer has at most this many "
                                                       "characters (None: any); kept conflict groups are exempt")
     track_options: str = setting("ends", help="score the multiple-choice options at all points or only at the ends "
                                               "(step 0, stage end, final)", choices=("all", "ends"))
@@ -303,7 +303,7 @@ PRESETS: dict[str, Preset] = {
         sft=SFTConfig(epochs=30, batch_size=32, lr=3e-4),
         interactions=DynamicsConfig(n_prompts=48, sft_epochs=8, sft_eval_every=50),
         # the whole set, for a GPU; the diagnosis's own evidence defaults
-        real=RealConfig(samples=None, epochs=30, faq_epochs=5, lora_lr=5e-4, full_lr=2e-5, prompts=4, players=8,
+        real=RealConfig(samples=None, max_answer_chars=None, epochs=30, faq_epochs=30, lora_lr=5e-4, full_lr=2e-5, prompts=4, players=8,
                         track_options="all", diagnose=DiagnoseConfig(temperature=0.5)),
     ),
 }

@@ -233,10 +233,10 @@ OLD_REAL = {
     "smoke": {"samples": 8, "conflict_groups": 1, "epochs": 4, "faq_epochs": 1, "batch_size": 2, "eval_every": 2, "max_length": 192,
               "lora_r": 8, "lora_lr": 1e-3, "full_lr": 5e-5, "prompts": 1, "players": 5, "max_answer_chars": 200,
               "track_options": "ends", "target_tokens": 4, "seed": 0},
-    "default": {"samples": 64, "conflict_groups": 6, "epochs": 20, "faq_epochs": 3, "batch_size": 8, "eval_every": "epoch",
+    "default": {"samples": 32, "conflict_groups": 4, "epochs": 20, "faq_epochs": 30, "batch_size": 8, "eval_every": "epoch",
                 "max_length": 192, "lora_r": 8, "lora_lr": 1e-3, "full_lr": 5e-5, "prompts": 3, "players": 7,
-                "max_answer_chars": None, "track_options": "ends", "target_tokens": 4, "seed": 0},
-    "full": {"samples": None, "conflict_groups": 6, "epochs": 30, "faq_epochs": 5, "batch_size": 8, "eval_every": "epoch",
+                "max_answer_chars": 200, "track_options": "ends", "target_tokens": 4, "seed": 0},
+    "full": {"samples": None, "conflict_groups": 4, "epochs": 30, "faq_epochs": 30, "batch_size": 8, "eval_every": "epoch",
              "max_length": 192, "lora_r": 8, "lora_lr": 5e-4, "full_lr": 2e-5, "prompts": 4, "players": 8,
              "max_answer_chars": None, "track_options": "all", "target_tokens": 4, "seed": 0},
 }

@@ -238,8 +238,8 @@ def ensure_real_sft(run: str | Path, preset: str, full_ft: bool = False, model: 
     (run / "real").mkdir(parents=True, exist_ok=True)
     (run / "real" / f"{target.name}.settings.json").write_text(json.dumps(step, indent=1) + "\n")
     job = real_job(preset, full_ft)
-    # the FAQ's long answers: a fixed budget (the run's convergence.json says it was not checked)
-    job["sft"] = {**job["sft"], "epochs": settings.faq_epochs, "converge": False}
+    # the FAQ's long answers converge later than the planted world's short ones: their own cap
+    job["sft"] = {**job["sft"], "epochs": settings.faq_epochs}
     out = run_sft(target, model=model, data=subset, resume=target.exists(), progress=progress, **job)
     record(run, f"real:{target.name}", step)
     return out
