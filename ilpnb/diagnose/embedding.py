@@ -62,7 +62,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from transformers import PreTrainedTokenizerBase
 
 from ilpnb.diagnose.similarity import normalize_text, similarity_matrix
-from ilpnb.probe.sampling import answer_matches, normalize_answer
+from ilpnb.probe.answers import answer_matches, normalize_answer
 from ilpnb.train.format import encode_pair
 
 __all__ = [

@@ -75,7 +75,7 @@ def _key(model: str, records: pd.DataFrame, settings: EvidenceSettings, max_leng
 def consistent_answers(a: str, b: str) -> bool:
     """Whether two answers agree: equal after normalisation, or one says the other within it
     as whole words ("Midum" and "Stabristir lives in Midum.")."""
-    from ilpnb.probe.sampling import normalize_answer
+    from ilpnb.probe.answers import normalize_answer
 
     x, y = normalize_answer(a), normalize_answer(b)
     if not x or not y:

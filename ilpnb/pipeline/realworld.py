@@ -148,7 +148,7 @@ def knowledge_sets(table: pd.DataFrame) -> Knowledge:
 
 
 def _contains(answer: str, value: str) -> bool:
-    from ilpnb.probe.sampling import answer_matches
+    from ilpnb.probe.answers import answer_matches
 
     exact, contains = answer_matches(answer, value)
     return exact or contains
