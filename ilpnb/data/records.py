@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RecordError", "SFTRecord", "read_records", "validate_records", "write_records"]
+__all__ = ["RecordError", "SFTRecord", "jsonl_text", "read_records", "validate_records", "write_records"]
 
 _NATIVE_KEYS = frozenset({"id", "prompt", "response", "stage", "options", "meta"})
 _ALPACA_KEYS = frozenset({"id", "instruction", "input", "output", "stage", "options", "meta"})
@@ -282,6 +282,11 @@ def read_records(path: str | Path) -> list[SFTRecord]:
         records.append((number, record))
     _check_all(records, source)
     return [record for _, record in records]
+
+
+def jsonl_text(rows: Iterable[dict]) -> str:
+    """JSON Lines of ``rows``, one object a line, keys sorted, non-ASCII kept (the world files)."""
+    return "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows)
 
 
 def write_records(records: Iterable[SFTRecord], path: str | Path) -> None:

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ilpnb.data.records import jsonl_text
 from ilpnb.data.world_config import WorldConfig, WorldConfigError
 from ilpnb.data.world_text import (
     COLOURS,
@@ -465,10 +466,6 @@ def build_world(config: WorldConfig | dict[str, Any]) -> World:
     return _Builder(cfg).build()
 
 
-def _jsonl(rows: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows)
-
-
 def world_files(world: World) -> dict[str, str]:
     """The text of each file of the world folder."""
     meta = {
@@ -480,10 +477,10 @@ def world_files(world: World) -> dict[str, str]:
         "counts": {c: sum(t["planted_cause"] == c for t in world.truth) for c in world.config.to_dict()["counts"]},
     }
     return {
-        "sft.jsonl": _jsonl(world.records),
-        "truth.jsonl": _jsonl(world.truth),
+        "sft.jsonl": jsonl_text(world.records),
+        "truth.jsonl": jsonl_text(world.truth),
         "pretrain.txt": "".join(line + "\n" for line in world.corpus),
-        "probes.jsonl": _jsonl(world.probes),
+        "probes.jsonl": jsonl_text(world.probes),
         "world.json": json.dumps(meta, sort_keys=True, indent=1, ensure_ascii=False) + "\n",
     }
 

@@ -39,7 +39,7 @@ import pandas as pd
 
 from ilpnb.config import Preset, RealWorldConfig, get_preset
 from ilpnb.data.realworld import PHRASINGS, Fact, Knowledge, PlantedWorld, country_facts, plant, realworld_counts
-from ilpnb.data.records import SFTRecord
+from ilpnb.data.records import SFTRecord, jsonl_text
 
 __all__ = ["MODEL", "measure_knowledge", "knowledge_sets", "planting_fidelity", "build_realworld", "write_realworld",
            "FIDELITY_RULES"]
@@ -219,10 +219,6 @@ def _draw(facts: list[Fact], cfg: RealWorldConfig) -> list[Fact]:
     return sorted(random.Random(cfg.seed).sample(facts, cfg.countries), key=lambda f: f.subject)
 
 
-def _jsonl(rows: list[dict]) -> str:
-    return "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows)
-
-
 def build_realworld(out: str | Path, model: str = MODEL, preset: str | Preset = "default", seed: int | None = None,
                     progress: bool = True, log: Any = None) -> Path:
     """Measure the model, plant every cause, verify, and write the world folder ``out``.
@@ -307,7 +303,7 @@ def write_realworld(out: str | Path, world: PlantedWorld, facts: list[Fact], met
         shutil.rmtree(tmp_dir)
     tmp_dir.mkdir(parents=True)
     write_records(world.records, tmp_dir / "sft.jsonl")
-    (tmp_dir / "truth.jsonl").write_text(_jsonl([{"id": i, "planted_cause": c, **world.planting[i]}
+    (tmp_dir / "truth.jsonl").write_text(jsonl_text([{"id": i, "planted_cause": c, **world.planting[i]}
                                                  for i, c in world.truth.items()]), encoding="utf-8")
     rng = random.Random(seed + 1)
     capitals = sorted({f.value for f in facts})
@@ -316,7 +312,7 @@ def write_realworld(out: str | Path, world: PlantedWorld, facts: list[Fact], met
     probes = [{"id": f"p{k:04d}", "subject": s, "relation": "capital", "prompt": f"Q: What is the capital of {s}? A:",
                "answer": value[s], "options": rng.sample([v for v in capitals if v != value[s]], 3)}
               for k, s in enumerate(subjects, 1)]
-    (tmp_dir / "probes.jsonl").write_text(_jsonl(probes), encoding="utf-8")
+    (tmp_dir / "probes.jsonl").write_text(jsonl_text(probes), encoding="utf-8")
     if knowledge is not None:
         knowledge.to_parquet(tmp_dir / "knowledge.parquet")
     if fidelity is not None:
