@@ -88,8 +88,7 @@ def main() -> None:
           f"cap {s.faq_epochs} epochs, SFT seeds {args.seeds}")
     results = [_run(root, data, args.preset, seed) for seed in args.seeds]
 
-    ends = {r["seed"]: final_rows(Run(r["run"]).dynamics()) for r in results}
-    ends = {k: (v.set_index("id") if "id" in v.columns else v) for k, v in ends.items()}
+    ends = {r["seed"]: final_rows(Run(r["run"]).dynamics()) for r in results}  # indexed by id
     kappas: dict[str, list[float]] = {c: [] for c in CRITERIA}
     for a, b in itertools.combinations(sorted(ends), 2):
         ids = ends[a].index.intersection(ends[b].index)
