@@ -131,6 +131,12 @@ class MitigateConfig:
     mix: float = setting(0.2, help="knowledge share of the continued-pretraining corpus (method cpt)")
     docs_per_sample: int = setting(20, help="knowledge documents per sample for continued pretraining (method cpt)")
     cpt_epochs: int = setting(3, help="epochs of continued pretraining (method cpt)")
+    crossover: str = setting("preregistered", help="methods of notebook 08's crossover matrix: one per cause "
+                                                  "(preregistered), every method (all), or none",
+                             choices=("preregistered", "all", "none"))
+    crossover_seeds: int = setting(0, help="seeds of the crossover matrix (0: the experiments' seeds)")
+    workers: int = setting(0, help="processes training arms at once, each with cores/workers torch threads "
+                                   "(0: one per CPU core; 1: one after another)")
 
 
 TARGETS = ("gold", "response", "greedy")
@@ -288,6 +294,9 @@ PRESETS: dict[str, Preset] = {
         model=ModelConfig(),
         pretrain=PretrainConfig(epochs=16),  # the corpus repeats each fact in many contexts
         sft=SFTConfig(epochs=30),
+        # notebook 08 inside `make run`'s budget: 2 seeds per arm and no crossover (its 20 more arms
+        # take about 4 more minutes on 2 cores; `ilpnb mitigate RUN --crossover`, or smoke / full)
+        mitigate=MitigateConfig(seeds=2, crossover="none"),
         # 300 samples, batch 16: 19 steps an epoch; 6 epochs, every 10 steps -> 12 + base; sized so
         # notebooks 10 and 11 fit in `make run` on a laptop CPU (the reference model's pretraining dominates)
         interactions=DynamicsConfig(n_prompts=12, max_players=8, and_or_iterations=2000, sft_epochs=6,

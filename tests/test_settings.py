@@ -200,7 +200,8 @@ def test_interactions_and_mitigate_help_show_the_tree_defaults() -> None:
     assert "(default: smoke 10, default 8, full 10)" in text and "(default: smoke 8, default 12, full 48)" in text
     assert "--interactions.sft_epochs" not in text  # the notebooks' run's setting, not this command's
     text = _help("mitigate")
-    assert "--mitigate.seeds INT, --seeds INT" in text and "(default: smoke 2, default 3, full 3)" in text
+    assert "--mitigate.seeds INT, --seeds INT" in text and "(default: smoke 2, default 2, full 3)" in text
+    assert "--mitigate.workers INT" in text
 
 
 def test_old_sft_flags_set_the_same_fields() -> None:
@@ -258,7 +259,9 @@ def test_interaction_and_real_subtrees_keep_the_old_values(name: str) -> None:
     assert asdict(real_settings(name)) == OLD_REAL[name] == asdict(REAL_TRACK[name])
     assert asdict(evidence_settings(name)) == OLD_EVIDENCE[name]
     assert to_dict(get_preset(name).diagnose) == WORLD_EVIDENCE  # world runs: the diagnosis's defaults
-    assert get_preset(name).mitigate.seeds == (2 if name == "smoke" else 3)  # notebook 08's former rule
+    # notebook 08: 2 seeds except at full; at default no crossover (make run's budget)
+    assert get_preset(name).mitigate.seeds == (3 if name == "full" else 2)
+    assert get_preset(name).mitigate.crossover == ("none" if name == "default" else "preregistered")
 
 
 def test_accessors_read_overrides_of_the_tree() -> None:

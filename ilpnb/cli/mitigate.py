@@ -86,8 +86,8 @@ def _mitigate(args: argparse.Namespace) -> int:
     if args.crossover:
         from ilpnb.mitigate.crossover import crossover_matrix, run_crossover
 
-        matrix = crossover_matrix(run_crossover(args.run, args.causes, args.methods, m.seeds, args.factor, knobs,
-                                                progress=True))
+        matrix = crossover_matrix(run_crossover(args.run, args.causes, args.methods, m.crossover_seeds or m.seeds,
+                                                args.factor, knobs, progress=True, workers=m.workers))
         print(matrix.round(3).to_string(index=False))
         print(f"\nwrote {Path(args.run) / 'mitigation' / 'crossover.parquet'}")
         return 0
@@ -95,6 +95,7 @@ def _mitigate(args: argparse.Namespace) -> int:
         raise ValueError("give --cause C (or --crossover)")
     from ilpnb.mitigate.experiment import run_mitigation, summarize
 
-    table = run_mitigation(args.run, args.cause, args.method, m.seeds, args.factor, knobs, progress=True)
+    table = run_mitigation(args.run, args.cause, args.method, m.seeds, args.factor, knobs, progress=True,
+                           workers=m.workers)
     print(_report(summarize(table), args.cause, str(table["method"].iloc[0])))
     return 0

@@ -30,7 +30,8 @@ ALL_METHODS: tuple[str, ...] = tuple(dict.fromkeys(m for ms in INTERVENTIONS.val
 
 def run_crossover(run: str | Path, causes: list[str] | None = None, methods: list[str] | None = None,
                   seeds: int | list[int] = 2, factor: int | None = None,
-                  settings: dict[str, Any] | MitigationSettings | None = None, progress: bool = False) -> pd.DataFrame:
+                  settings: dict[str, Any] | MitigationSettings | None = None, progress: bool = False,
+                  workers: int = 1) -> pd.DataFrame:
     """Apply every method to every diagnosed cause's samples and measure each cell over seeds.
 
     Args:
@@ -41,11 +42,15 @@ def run_crossover(run: str | Path, causes: list[str] | None = None, methods: lis
         factor: k of weights/copies/resampling (default per method).
         settings: :class:`ilpnb.mitigate.experiment.MitigationSettings` fields.
         progress: tqdm bars.
+        workers: processes training cells at once (0: one per CPU core; 1: here, in turn); the
+            unmodified run of each seed is trained first (every cell of the seed reads it).
 
     Returns:
         One row per seed × method × cause (``recovery``, ``unmodified``), also saved as
         ``RUN/mitigation/crossover_results.parquet``; the matrix in ``crossover.parquet``.
     """
+    from ilpnb.mitigate.parallel import run_jobs
+
     exp = Experiment(run, settings, progress)
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     causes = causes or [c for c in CAUSES if targets_of(exp.diagnosis, c)]
@@ -53,24 +58,13 @@ def run_crossover(run: str | Path, causes: list[str] | None = None, methods: lis
     unknown = sorted(set(methods) - set(ALL_METHODS))
     if unknown:
         raise ValueError(f"crossover: unknown method(s) {', '.join(unknown)} (known: {', '.join(ALL_METHODS)})")
-    rows = []
-    for seed in seeds:
-        plain = exp.unmodified(seed)
-        for cause in causes:
-            for method in methods:
-                k = factor or DEFAULT_FACTOR.get(method, 4)
-                seed_dir = exp.run / "mitigation" / f"{cause}-{method}-x{k}" / f"seed-{seed}"
-                if method == "progressive":  # extra epochs raised until the targets' loss stops improving
-                    folder, plan, _ = exp.progressive(cause, k, seed, seed_dir)
-                else:
-                    plan = exp.plan(cause, method, k, seed)
-                    folder = exp.arm(seed_dir / "treated", plan, seed)
-                judged = exp.judged(plan)
-                own = next(r for r in exp.measure(folder, plan, judged, seed) if r["cause"] == cause)
-                base = next(r for r in exp.measure(plain, Plan(), judged, seed) if r["cause"] == cause)
-                rows.append({"seed": seed, "method": method, "cause": cause, "factor": k, "unlearned": own["unlearned"],
-                             "recovery": own["recovery"], "unmodified": base["recovery"],
-                             "recovery_truth": own["recovery_truth"], "steps": own["steps"], "tokens": own["tokens"]})
+    cells = [(seed, cause, method, factor or DEFAULT_FACTOR.get(method, 4))
+             for seed in seeds for cause in causes for method in methods]
+    if workers == 1:
+        rows = [_cell(exp, *cell) for cell in cells]
+    else:
+        run_jobs(_unmodified_in_worker, [(exp.run, exp.settings, seed) for seed in seeds], workers)
+        rows = run_jobs(_cell_in_worker, [(exp.run, exp.settings, *cell) for cell in cells], workers)
     table = pd.DataFrame(rows)
     out = exp.run / "mitigation"
     table.to_parquet(out / "crossover_results.parquet", index=False)
@@ -78,6 +72,32 @@ def run_crossover(run: str | Path, causes: list[str] | None = None, methods: lis
     matrix.to_parquet(out / "crossover.parquet", index=False)
     matrix.to_csv(out / "crossover.csv", index=False)
     return table
+
+
+def _unmodified_in_worker(run: Path, settings: MitigationSettings, seed: int) -> None:
+    Experiment(run, settings).unmodified(seed)
+
+
+def _cell_in_worker(run: Path, settings: MitigationSettings, seed: int, cause: str, method: str,
+                    k: int) -> dict[str, Any]:
+    return _cell(Experiment(run, settings), seed, cause, method, k)
+
+
+def _cell(exp: Experiment, seed: int, cause: str, method: str, k: int) -> dict[str, Any]:
+    """Train (or reuse) one cell's treated arm and measure it against the seed's unmodified run."""
+    plain = exp.unmodified(seed)
+    seed_dir = exp.run / "mitigation" / f"{cause}-{method}-x{k}" / f"seed-{seed}"
+    if method == "progressive":  # extra epochs raised until the targets' loss stops improving
+        folder, plan, _ = exp.progressive(cause, k, seed, seed_dir)
+    else:
+        plan = exp.plan(cause, method, k, seed)
+        folder = exp.arm(seed_dir / "treated", plan, seed)
+    judged = exp.judged(plan)
+    own = next(r for r in exp.measure(folder, plan, judged, seed) if r["cause"] == cause)
+    base = next(r for r in exp.measure(plain, Plan(), judged, seed) if r["cause"] == cause)
+    return {"seed": seed, "method": method, "cause": cause, "factor": k, "unlearned": own["unlearned"],
+            "recovery": own["recovery"], "unmodified": base["recovery"], "recovery_truth": own["recovery_truth"],
+            "steps": own["steps"], "tokens": own["tokens"]}
 
 
 def crossover_matrix(results: pd.DataFrame) -> pd.DataFrame:

@@ -288,7 +288,7 @@ class Experiment:
 
 def run_mitigation(run: str | Path, cause: str, method: str | None = None, seeds: int | list[int] = 3,
                    factor: int | None = None, settings: dict[str, Any] | None = None, progress: bool = False,
-                   arms: tuple[str, ...] = ARMS) -> pd.DataFrame:
+                   arms: tuple[str, ...] = ARMS, workers: int = 1) -> pd.DataFrame:
     """Run an intervention, its generic and placebo controls and the unmodified run over seeds.
 
     Args:
@@ -301,10 +301,14 @@ def run_mitigation(run: str | Path, cause: str, method: str | None = None, seeds
         settings: :class:`MitigationSettings` fields (``mix``, ``docs_per_fact``, ``cpt_epochs``, ...).
         progress: tqdm bars of the fine-tuning runs.
         arms: the arms to run and measure (``treated`` is always run).
+        workers: processes training the seeds at once (0: one per CPU core; 1: here, in turn);
+            see :mod:`ilpnb.mitigate.parallel`.
 
     Returns:
         One row per seed × arm × cause (also saved as ``results.parquet``, summary in ``summary.csv``).
     """
+    from ilpnb.mitigate.parallel import resolve_workers, run_jobs
+
     pre = PREREGISTERED.get(cause)
     method = method or (pre.method if pre else DEFAULT_METHOD.get(cause))
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -312,47 +316,65 @@ def run_mitigation(run: str | Path, cause: str, method: str | None = None, seeds
     k = factor or (pre.factor if pre and pre.method == method else DEFAULT_FACTOR.get(method, 4))
     out = exp.run / "mitigation" / f"{cause}-{method}-x{k}"
     out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, Any]] = []
-    for seed in seeds:
-        chosen = k
-        if method == "progressive":  # the treated arm is the last extra epoch that still helped
-            folder, treated, chosen = exp.progressive(cause, k, seed, out / f"seed-{seed}")
-            folders = {"treated": (folder, treated)}
-        else:
-            treated = exp.plan(cause, method, k, seed)
-            folders = {"treated": (exp.arm(out / f"seed-{seed}" / "treated", treated, seed), treated)}
-        judged = exp.judged(treated)
-        if "unmodified" in arms or "generic" in arms:
-            folders["unmodified"] = (exp.unmodified(seed), Plan())
-        if "generic" in arms:
-            generic = generic_plan(treated, exp.extra_examples(treated, folders["treated"][0], seed),
-                                   int(exp.budget["epochs"]))
-            if same_training(generic, treated) or method in GENERIC_METHODS and not generic.repeats:
-                folders["generic"] = folders["treated"]  # the method is itself the generic fix
-            elif not generic.repeats:
-                folders["generic"] = (folders["unmodified"][0], generic)  # nothing extra to match
-            else:
-                folders["generic"] = (exp.arm(out / f"seed-{seed}" / "generic", generic, seed), generic)
-        if "placebo" in arms and has_placebo(method):
-            try:
-                placebo = exp.plan(cause, method, chosen, seed, placebo=True)
-            except ValueError as err:  # too few other samples for a placebo of the same size: none, said once
-                if seed == seeds[0]:
-                    warnings.warn(f"{exp.run}: no placebo arm: {err}", stacklevel=2)
-            else:
-                folders["placebo"] = (exp.arm(out / f"seed-{seed}" / "placebo", placebo, seed), placebo)
-        if "longer" in arms and method == "cpt":
-            folders["longer"] = (exp.longer(seed), Plan())
-        for arm in ARMS:
-            if arm not in folders or arm not in arms and arm != "treated":
-                continue
-            folder, plan = folders[arm]
-            for row in exp.measure(folder, plan, judged, seed):
-                rows.append({"seed": seed, "arm": arm, "method": method, "target": cause, "factor": chosen, **row})
-    table = pd.DataFrame(rows)
+    if resolve_workers(workers, len(seeds)) > 1:
+        parts = run_jobs(_seed_rows_in_worker, [(exp.run, exp.settings, cause, method, k, seed, arms)
+                                                for seed in seeds], workers)
+    else:
+        parts = [_seed_rows(exp, cause, method, k, seed, arms) for seed in seeds]
+    missing = next((why for _, why in parts if why), None)
+    if missing:  # too few other samples for a placebo of the same size: none, said once
+        warnings.warn(f"{exp.run}: no placebo arm: {missing}", stacklevel=2)
+    table = pd.DataFrame([row for rows, _ in parts for row in rows])
     table.to_parquet(out / "results.parquet", index=False)
     summarize(table).to_csv(out / "summary.csv", index=False)
     return table
+
+
+def _seed_rows_in_worker(run: Path, settings: MitigationSettings, cause: str, method: str, k: int, seed: int,
+                         arms: tuple[str, ...]) -> tuple[list[dict[str, Any]], str | None]:
+    return _seed_rows(Experiment(run, settings), cause, method, k, seed, arms)
+
+
+def _seed_rows(exp: Experiment, cause: str, method: str, k: int, seed: int,
+               arms: tuple[str, ...]) -> tuple[list[dict[str, Any]], str | None]:
+    """Train one seed's arms of an experiment and measure them: (rows, why there is no placebo or None)."""
+    out = exp.run / "mitigation" / f"{cause}-{method}-x{k}"
+    chosen, no_placebo = k, None
+    if method == "progressive":  # the treated arm is the last extra epoch that still helped
+        folder, treated, chosen = exp.progressive(cause, k, seed, out / f"seed-{seed}")
+        folders = {"treated": (folder, treated)}
+    else:
+        treated = exp.plan(cause, method, k, seed)
+        folders = {"treated": (exp.arm(out / f"seed-{seed}" / "treated", treated, seed), treated)}
+    judged = exp.judged(treated)
+    if "unmodified" in arms or "generic" in arms:
+        folders["unmodified"] = (exp.unmodified(seed), Plan())
+    if "generic" in arms:
+        generic = generic_plan(treated, exp.extra_examples(treated, folders["treated"][0], seed),
+                               int(exp.budget["epochs"]))
+        if same_training(generic, treated) or method in GENERIC_METHODS and not generic.repeats:
+            folders["generic"] = folders["treated"]  # the method is itself the generic fix
+        elif not generic.repeats:
+            folders["generic"] = (folders["unmodified"][0], generic)  # nothing extra to match
+        else:
+            folders["generic"] = (exp.arm(out / f"seed-{seed}" / "generic", generic, seed), generic)
+    if "placebo" in arms and has_placebo(method):
+        try:
+            placebo = exp.plan(cause, method, chosen, seed, placebo=True)
+        except ValueError as err:
+            no_placebo = str(err)
+        else:
+            folders["placebo"] = (exp.arm(out / f"seed-{seed}" / "placebo", placebo, seed), placebo)
+    if "longer" in arms and method == "cpt":
+        folders["longer"] = (exp.longer(seed), Plan())
+    rows = []
+    for arm in ARMS:
+        if arm not in folders or arm not in arms and arm != "treated":
+            continue
+        folder, plan = folders[arm]
+        for row in exp.measure(folder, plan, judged, seed):
+            rows.append({"seed": seed, "arm": arm, "method": method, "target": cause, "factor": chosen, **row})
+    return rows, no_placebo
 
 
 def _arm_stats(results: pd.DataFrame, arm: str, column: str = "recovery") -> pd.Series:

@@ -78,5 +78,7 @@ def plot_crossover(matrix: pd.DataFrame, value: str = "recovery", ax: Axes | Non
                 annot_kws={"fontsize": 7}, cbar_kws={"label": value}, ax=ax)
     ax.set_xlabel("samples diagnosed with cause")
     ax.set_ylabel("intervention")
-    ax.set_title(f"Crossover: {value} of each intervention on each cause's samples (mean, 95% CI over seeds)")
+    n = int(matrix["seeds"].max()) if "seeds" in matrix else 0
+    over = "1 seed, no interval" if n == 1 else f"mean, 95% CI over {n} seeds" if n else "mean, 95% CI over seeds"
+    ax.set_title(f"Crossover: {value} of each intervention on each cause's samples ({over})")
     return ax
