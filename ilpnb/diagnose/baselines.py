@@ -501,7 +501,7 @@ def predict_surface(records: pd.DataFrame, truth: pd.Series, *, model: str = "bo
         ValueError: unknown ``model``, or ids of ``truth`` not in ``records``.
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
     from sklearn.tree import DecisionTreeClassifier
 
     if model not in ("boosting", "tree"):
@@ -521,7 +521,10 @@ def predict_surface(records: pd.DataFrame, truth: pd.Series, *, model: str = "bo
     else:
         clf = HistGradientBoostingClassifier(max_iter=60, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=3,
                                              class_weight="balanced", early_stopping=False, random_state=seed)
-    cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    # folds keep the classes' shares; where no class has k members (a few scored samples, each of
+    # another cause) stratifying is impossible and the folds are plain ones
+    cv = (StratifiedKFold(n_splits=k, shuffle=True, random_state=seed) if max(counts.values()) >= k
+          else KFold(n_splits=k, shuffle=True, random_state=seed))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pred = cross_val_predict(clf, x, y, cv=cv)

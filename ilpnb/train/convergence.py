@@ -10,7 +10,11 @@ point when, over the last ``window`` points (that one included):
   window): the optimisation has flattened — the absolute floor matters once the loss is near
   zero, where any relative change is large;
 * at most ``flip_share`` of the samples changed verdict within the window: the per-sample
-  dynamics are stable, so the verdict taken at the end is not a snapshot of a moving set;
+  dynamics are stable, so the verdict taken at the end is not a snapshot of a moving set.
+  A sample that *oscillates* — over the last ``2 * window`` points its verdict went both up
+  and down, as the two answers of a duplicated question do when SGD alternates between
+  them — is not counted: more training does not settle it, its forgetting events are a
+  finding (the report counts them), and on a small set one such pair is more than any share;
 
 and the stage has trained for at least ``window`` points. Every stage gets a status —
 ``converged at step S`` or ``not converged: stopped at the cap`` — written to
@@ -121,9 +125,14 @@ class ConvergenceMonitor:
         moved = float(loss.max() - loss.min())
         allowed = max(self.rule.loss_tol, self.rule.rel_tol * float(loss[-1]))
         v = np.stack(self._verdicts[-w:])
-        flips = float((v != v[0]).any(axis=0).mean()) if v.shape[1] else 0.0
+        recent = np.stack(self._verdicts[-2 * w:]).astype(np.int8)
+        steps = np.diff(recent, axis=0)
+        oscillating = (steps > 0).any(axis=0) & (steps < 0).any(axis=0)
+        changed = (v != v[0]).any(axis=0) & ~oscillating
+        flips = float(changed.mean()) if v.shape[1] else 0.0
         self.reason = (f"mean loss {loss[-1]:.4f}, moved {moved:.4f} over {w} points (allowed {allowed:.4f}); "
-                       f"{flips:.1%} of samples changed verdict (allowed {self.rule.flip_share:.0%})")
+                       f"{flips:.1%} of samples changed verdict (allowed {self.rule.flip_share:.0%})"
+                       + (f", {int(oscillating.sum())} oscillating (not counted)" if oscillating.any() else ""))
         return moved <= allowed and flips <= self.rule.flip_share
 
     def status(self, converged: bool, step: int, epoch: float, checked: bool = True) -> StageStatus:

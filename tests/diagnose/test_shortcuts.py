@@ -124,6 +124,14 @@ def test_surface_classifier_finds_planted_length_and_stage(tmp_path: Path) -> No
     assert f1["left_forgetting"] == 1.0
 
 
+def test_surface_predicts_when_every_cause_has_one_sample(tmp_path: Path) -> None:
+    world = load_world_folder(_shortcut_world(tmp_path / "w"))
+    ids = world.truth.groupby(world.truth).head(1)  # one sample per cause: nothing to stratify on
+    assert ids.value_counts().max() == 1 and len(ids) >= 4
+    pred = predict_surface(world.records, ids, model="tree")
+    assert list(pred.index) == list(ids.index) and set(pred) <= set(world.truth)
+
+
 def test_surface_stays_low_on_labels_unrelated_to_the_surface(tmp_path: Path) -> None:
     rng = random.Random(7)
     causes = ["none", "missing_knowledge", "pretrain_conflict", "data_conflict", "left_forgetting", "rare_pattern"]

@@ -39,9 +39,27 @@ def test_near_zero_loss_uses_the_absolute_floor() -> None:
 
 def test_flipping_verdicts_block_convergence() -> None:
     mon = ConvergenceMonitor(ConvergenceRule(window=3, flip_share=0.02))
-    # 5 of 50 samples (10%) change verdict inside the window although the loss is flat
-    assert _feed(mon, [0.5, 0.5, 0.5, 0.5], flips=[0, 5, 0, 5]) == [False, False, False, False]
-    assert "10.0% of samples changed verdict" in mon.reason
+    # 5 more of 50 samples become learned at every point although the loss is flat: still learning
+    assert _feed(mon, [0.5, 0.5, 0.5, 0.5], flips=[0, 5, 10, 15]) == [False, False, False, False]
+    assert "20.0% of samples changed verdict" in mon.reason and "oscillating" not in mon.reason
+
+
+def test_oscillating_samples_do_not_block_convergence() -> None:
+    # 2 of 12 samples alternate (a duplicated question's two answers); the rest settled
+    mon = ConvergenceMonitor(ConvergenceRule(window=3, flip_share=0.02))
+    n = 12
+    for k, pattern in enumerate([(0, 1), (1, 0), (0, 1), (1, 0), (0, 1), (1, 0)]):
+        verdicts = np.ones(n, bool)
+        verdicts[:2] = pattern
+        done = mon.update(k + 1, k + 1, float(k + 1), np.full(n, 0.01), verdicts)
+    assert done and "0.0% of samples changed verdict" in mon.reason and "2 oscillating" in mon.reason
+    # a sample learned once inside the window (up only) still counts
+    mon = ConvergenceMonitor(ConvergenceRule(window=3, flip_share=0.02))
+    for k in range(4):
+        verdicts = np.ones(n, bool)
+        verdicts[0] = k >= 3
+        done = mon.update(k + 1, k + 1, float(k + 1), np.full(n, 0.01), verdicts)
+    assert not done and "8.3% of samples changed verdict" in mon.reason
 
 
 def test_bad_rules_are_refused() -> None:
