@@ -2,9 +2,8 @@
 
 A mitigation experiment trains many small fine-tuning runs (arms) that do not depend on each
 other: one chain of arms per seed, one crossover cell per (seed, cause, method). On a CPU a
-tiny model's training step does not keep two cores busy: two processes of one torch thread
-each train two arms in about the time one arm takes with two threads (measured on 2 cores:
-19 s for two arms at once against 14 s for one; ``benchmarks/bench_mitigation.py``).
+tiny model's training step does not keep two cores busy, so two processes of one torch thread
+each train two arms in much less than twice the time one arm takes with two threads.
 
 :func:`run_jobs` calls a module-level function on each job, in this process when one worker
 is asked for (or there is one job), else in a pool of ``spawn``-ed processes (a fork would
