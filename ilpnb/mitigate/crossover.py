@@ -49,7 +49,7 @@ def run_crossover(run: str | Path, causes: list[str] | None = None, methods: lis
         One row per seed × method × cause (``recovery``, ``unmodified``), also saved as
         ``RUN/mitigation/crossover_results.parquet``; the matrix in ``crossover.parquet``.
     """
-    from ilpnb.mitigate.parallel import run_jobs
+    from ilpnb.mitigate.parallel import resolve_workers, run_jobs
 
     exp = Experiment(run, settings, progress)
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -60,7 +60,7 @@ def run_crossover(run: str | Path, causes: list[str] | None = None, methods: lis
         raise ValueError(f"crossover: unknown method(s) {', '.join(unknown)} (known: {', '.join(ALL_METHODS)})")
     cells = [(seed, cause, method, factor or DEFAULT_FACTOR.get(method, 4))
              for seed in seeds for cause in causes for method in methods]
-    if workers == 1:
+    if resolve_workers(workers, len(cells)) <= 1:  # one process: this experiment, no rebuilt copies
         rows = [_cell(exp, *cell) for cell in cells]
     else:
         run_jobs(_unmodified_in_worker, [(exp.run, exp.settings, seed) for seed in seeds], workers)
