@@ -7,6 +7,8 @@ PYTHON        ?= python3
 VENV          ?= .venv
 TORCH_VERSION ?= 2.13.0
 PRESET        ?= default
+# notebooks run at once by make run (those that do not build on each other: ilpnb.needs)
+JOBS          ?= 2
 PYTEST_ARGS   ?=
 # the benchmarks `make figures` runs: the quick ones (about 2 minutes or less each on 2 CPU
 # cores); the others take many minutes to an hour: name them, e.g.
@@ -53,7 +55,7 @@ $(STAMP): pyproject.toml | $(VPY)
 install: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/ilpnb run --preset $(PRESET)
+	$(VENV)/bin/ilpnb run --preset $(PRESET) --jobs $(JOBS)
 
 # Debian's Chromium for the browser test (Playwright cannot download its own browser here).
 # Best effort: without it the browser test skips and says why.

@@ -1,7 +1,7 @@
 """Notebook tier: every numbered notebook runs headless at the smoke preset through `ilpnb run`.
 
-The notebooks share one run folder, as in `make run`, so they run once, in order, in a
-module-scoped fixture; each test then checks what one notebook left in the run folder. The
+The notebooks share one run folder, as in `make run`, so they run once, two at a time where
+they do not build on each other (as `make run` does), in a module-scoped fixture; each test then checks what one notebook left in the run folder. The
 fixture keeps going past a failed notebook, so each failure is reported by its own test.
 """
 
@@ -29,7 +29,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.environ.setdefault("ILPNB_CACHE", str(root / "cache"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the real track's model ships in a package: no hub
     try:
-        return run_notebooks(preset="smoke", out=root / "run", progress=False, keep_going=True)
+        return run_notebooks(preset="smoke", out=root / "run", progress=False, keep_going=True, jobs=2)
     except NotebooksFailedError as err:  # each notebook's own test reports its failure
         return err.run
 

@@ -252,8 +252,11 @@ def test_keep_going_runs_every_notebook_and_names_each_failure(repo: Path, tmp_p
     from ilpnb.pipeline.notebook_runner import NotebooksFailedError
 
     _write(repo / "notebooks", "01_count", GATED, COUNT.format(name="01"))
-    _write(repo / "notebooks", "02_after", COUNT.format(name="02"))
-    _write(repo / "notebooks", "03_also", 'raise KeyError("second boom")')
+    for path in (_write(repo / "notebooks", "02_after", COUNT.format(name="02")),
+                 _write(repo / "notebooks", "03_also", 'raise KeyError("second boom")')):
+        nb = nbformat.read(str(path), as_version=4)
+        nb.metadata["ilpnb"] = {"needs": ["00"]}  # not 01: a notebook needing a failed one is not run
+        nbformat.write(nb, str(path))
     out = tmp_path / "runs" / "r5"
     with pytest.raises(NotebooksFailedError) as info:
         run_notebooks("smoke", out=out, notebooks_dir=repo / "notebooks", progress=False, keep_going=True)

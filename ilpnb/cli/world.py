@@ -81,14 +81,18 @@ def _probe(args: argparse.Namespace) -> int:
                       p.add_argument("--out", help="run folder (default: runs/<preset>-<time>)"),
                       p.add_argument("--resume", action="store_true", help="continue an interrupted run"),
                       p.add_argument("--keep-going", action="store_true",
-                                     help="run the later notebooks after one fails; report every failure at the end")))
+                                     help="run the later notebooks after one fails; report every failure at the end"),
+                      p.add_argument("--jobs", type=int, default=1,
+                                     help="notebooks run at once when they do not build on each other (their "
+                                          "ilpnb.needs metadata), each with cores/jobs torch threads; 0: one per "
+                                          "core (default 1)")))
 def _run(args: argparse.Namespace) -> int:
     from ilpnb.pipeline.notebook_runner import NotebookError, NotebooksFailedError, run_notebooks
 
     only = [s.strip() for s in args.only.split(",")] if args.only else None
     try:
         path = run_notebooks(preset=args.preset, out=args.out, only=only, resume=args.resume,
-                             keep_going=args.keep_going)
+                             keep_going=args.keep_going, jobs=args.jobs)
     except NotebookError as err:  # the message names each failed notebook and its executed copy
         run = err.run if isinstance(err, NotebooksFailedError) else err.executed.parent.parent
         print(f"ilpnb run: {err}\nResults: {run / 'index.html'}", file=sys.stderr)

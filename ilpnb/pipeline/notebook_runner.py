@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
+from ilpnb.pipeline.notebook_order import blocked_by, needs_of, ready
 from ilpnb.pipeline.run_index import build_index, notebook_status
 from ilpnb.runs import RunFolder, default_runs_dir, new_run_name
 
@@ -248,12 +251,17 @@ def run_notebooks(
     kernel_name: str | None = None,
     progress: bool = True,
     keep_going: bool = False,
+    jobs: int = 1,
 ) -> Path:
-    """Execute the numbered notebooks in order into a run folder and write its index.
+    """Execute the numbered notebooks into a run folder and write its index.
 
     Each notebook gets the papermill parameters ``PRESET=preset`` and ``RUN=<absolute run
     folder>``, runs with the parent of ``notebooks_dir`` (the repository root) as working
-    directory, and is saved executed as ``RUN/notebooks/NN_name.ipynb``.
+    directory, and is saved executed as ``RUN/notebooks/NN_name.ipynb``. A notebook starts
+    once the notebooks it needs (:mod:`ilpnb.pipeline.notebook_order`) have finished; with
+    ``jobs`` > 1 up to that many run at once, each in its own process with ``cores // jobs``
+    torch threads (the results of a notebook can then differ in the last digits from a run
+    with all cores: torch's reductions depend on the thread count).
 
     Args:
         preset: ``smoke``, ``default`` or ``full``; passed to every notebook.
@@ -265,9 +273,10 @@ def run_notebooks(
         kernel_name: Jupyter kernel to use; by default one running this interpreter.
         progress: show a bar over notebooks, papermill's bar over cells, and a line per
             notebook with its time (on stderr).
-        keep_going: after a failed notebook, run the next ones anyway (they may fail in
-            turn when they need its results) and raise :class:`NotebooksFailedError` at the
-            end; by default the run stops at the first failure.
+        keep_going: after a failed notebook, run the others anyway (those that need it are
+            not run and count as failed) and raise :class:`NotebooksFailedError` at the end;
+            by default no notebook starts after a failure (those running finish).
+        jobs: notebooks run at once (0: one per CPU core).
 
     Returns:
         The run folder (absolute); its ``index.html`` shows the results.
@@ -275,16 +284,19 @@ def run_notebooks(
     Raises:
         ParametersCellError: a notebook lacks its single ``parameters`` cell (checked for
             every notebook before anything runs).
+        NeedsError: a notebook's ``ilpnb.needs`` metadata is malformed.
         RunExistsError, ConfigMismatchError: from :meth:`RunFolder.create`.
         NotebookError: a notebook failed; the run stops, ``index.html`` is still written.
         NotebooksFailedError: with ``keep_going``, after every notebook ran, when any failed.
     """
-    from papermill import execute_notebook
     from tqdm.auto import tqdm
 
+    if jobs < 0:
+        raise ValueError(f"jobs must be 0 (one per CPU core) or a positive count, not {jobs}")
     paths = find_notebooks(notebooks_dir, only)
     for path in paths:
         check_parameters_cell(path)
+    needs = needs_of(paths, find_notebooks(paths[0].parent))
     cwd = paths[0].resolve().parent.parent
     target = Path(out) if out is not None else _fresh_run_path(preset)
     config = {"kind": "notebooks", "preset": preset, "notebooks": [p.stem for p in paths]}
@@ -293,60 +305,188 @@ def run_notebooks(
     kernel = ensure_kernel(kernel_name)
     (run_path / "notebooks").mkdir(parents=True, exist_ok=True)
     (run_path / "figures").mkdir(parents=True, exist_ok=True)
+    jobs = max(1, min(jobs or (os.cpu_count() or 1), len(paths)))
+    job = _Job(preset=preset, run=run_path, kernel=kernel, cwd=cwd, progress=progress)
 
-    bar = tqdm(paths, desc="notebooks", unit="nb", disable=not progress, file=sys.stderr)
+    bar = tqdm(total=len(paths), desc="notebooks", unit="nb", disable=not progress, file=sys.stderr)
     failures: list[NotebookError] = []
     try:
-        for path in bar:
-            name = path.stem
-            bar.set_postfix_str(name)
-            executed = run_path / "notebooks" / path.name
-            if resume and notebook_status(executed)[0] == "ok":
-                _say(progress, f"{name}: skipped, finished in an earlier attempt")
-                continue
-            start = time.perf_counter()
-            try:
-                with _inline_matplotlib():
-                    execute_notebook(
-                        str(path),
-                        str(executed),
-                        parameters={"PRESET": preset, "RUN": str(run_path)},
-                        kernel_name=kernel,
-                        language="python",
-                        progress_bar=progress,
-                        cwd=str(cwd),
-                        extra_arguments=list(_KERNEL_ARGS),  # a copy: nbclient appends to it
-                    )
-            except BaseException as err:
-                elapsed = time.perf_counter() - start
-                reason = _reason(err)
-                _mark(executed, {"status": "failed", "error": reason, "elapsed_s": elapsed})
-                _say(progress, f"{name}: FAILED after {elapsed:.1f} s ({reason})")
-                if not isinstance(err, Exception):
-                    raise  # KeyboardInterrupt and friends: stop at once
-                where = (
-                    f"the executed copy with the full traceback is {executed}"
-                    if executed.exists()
-                    else "it failed before papermill wrote an executed copy"
-                )
-                failure = NotebookError(
-                    f"notebook {path.name} failed after {elapsed:.1f} s: {reason}\n{where}",
-                    notebook=name,
-                    executed=executed,
-                )
-                if not keep_going:
-                    raise failure from err
-                failures.append(failure)
-                continue
-            elapsed = time.perf_counter() - start
-            _mark(executed, {"status": "ok", "elapsed_s": elapsed, "preset": preset})
-            _say(progress, f"{name}: ok in {elapsed:.1f} s")
+        with _inline_matplotlib():
+            if jobs == 1:
+                _run_in_order(paths, needs, job, resume, keep_going, bar, failures)
+            else:
+                _run_at_once(paths, needs, job, resume, keep_going, bar, failures, jobs)
     finally:
         bar.close()
         build_index(run_path)
     if failures:
+        if not keep_going:
+            raise failures[0]
         raise NotebooksFailedError(run_path, failures)
     return run_path
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every notebook of one run is executed with."""
+
+    preset: str
+    run: Path
+    kernel: str
+    cwd: Path
+    progress: bool
+
+    def executed(self, path: Path) -> Path:
+        return self.run / "notebooks" / path.name
+
+
+def _execute(path: Path, job: _Job, lane: int = 0) -> str | None:
+    """Execute one notebook with papermill and mark its executed copy; the reason it failed, or None.
+
+    Raises:
+        BaseException: what is not an ``Exception`` (KeyboardInterrupt and friends), at once.
+    """
+    from papermill import execute_notebook
+
+    executed = job.executed(path)
+    start = time.perf_counter()
+    bar: bool | dict[str, Any] = job.progress and ({"desc": path.stem, "position": lane, "leave": False}
+                                                   if lane else True)
+    try:
+        execute_notebook(
+            str(path),
+            str(executed),
+            parameters={"PRESET": job.preset, "RUN": str(job.run)},
+            kernel_name=job.kernel,
+            language="python",
+            progress_bar=bar,
+            cwd=str(job.cwd),
+            extra_arguments=list(_KERNEL_ARGS),  # a copy: nbclient appends to it
+        )
+    except BaseException as err:
+        reason = _reason(err)
+        _mark(executed, {"status": "failed", "error": reason, "elapsed_s": time.perf_counter() - start})
+        if not isinstance(err, Exception):
+            raise
+        return reason
+    _mark(executed, {"status": "ok", "elapsed_s": time.perf_counter() - start, "preset": job.preset})
+    return None
+
+
+def _failure(path: Path, job: _Job, reason: str, elapsed: float | None) -> NotebookError:
+    executed = job.executed(path)
+    where = (f"the executed copy with the full traceback is {executed}" if executed.exists()
+             else "it failed before papermill wrote an executed copy")
+    after = f" after {elapsed:.1f} s" if elapsed is not None else ""
+    return NotebookError(f"notebook {path.name} failed{after}: {reason}\n{where}", notebook=path.stem,
+                         executed=executed)
+
+
+def _skip_finished(path: Path, job: _Job, resume: bool) -> bool:
+    if resume and notebook_status(job.executed(path))[0] == "ok":
+        _say(job.progress, f"{path.stem}: skipped, finished in an earlier attempt")
+        return True
+    return False
+
+
+def _not_run(path: Path, job: _Job, missing: list[str]) -> NotebookError:
+    reason = f"not run: it needs {', '.join(missing)}, which failed"
+    _say(job.progress, f"{path.stem}: {reason}")
+    return NotebookError(f"notebook {path.name} {reason}", notebook=path.stem, executed=job.executed(path))
+
+
+def _run_in_order(paths: Sequence[Path], needs: dict[str, list[str]], job: _Job, resume: bool,
+                  keep_going: bool, bar: Any, failures: list[NotebookError]) -> None:
+    """One notebook at a time, in this process, in number order."""
+    failed: set[str] = set()
+    for path in paths:
+        bar.set_postfix_str(path.stem)
+        if _skip_finished(path, job, resume):
+            bar.update()
+            continue
+        missing = blocked_by(path.stem, needs, failed)
+        if missing:
+            failures.append(_not_run(path, job, missing))
+            failed.add(path.stem)
+            bar.update()
+            continue
+        start = time.perf_counter()
+        reason = _execute(path, job)
+        elapsed = time.perf_counter() - start
+        bar.update()
+        if reason is None:
+            _say(job.progress, f"{path.stem}: ok in {elapsed:.1f} s")
+            continue
+        _say(job.progress, f"{path.stem}: FAILED after {elapsed:.1f} s ({reason})")
+        failures.append(_failure(path, job, reason, elapsed))
+        failed.add(path.stem)
+        if not keep_going:
+            return
+
+
+def _run_at_once(paths: Sequence[Path], needs: dict[str, list[str]], job: _Job, resume: bool,
+                 keep_going: bool, bar: Any, failures: list[NotebookError], jobs: int) -> None:
+    """Up to ``jobs`` notebooks at once, each in a child process (``python -m`` this module), a
+    notebook starting when its needs are done, lowest number first. A child gets
+    ``cores // jobs`` threads (``OMP_NUM_THREADS``); Ctrl-C reaches the children too."""
+    by_name = {p.stem: p for p in paths}
+    order = [p.stem for p in paths]
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    done: set[str] = set()
+    failed: set[str] = set()
+    running: dict[str, tuple[subprocess.Popen, float, int]] = {}
+    for name in order:
+        if _skip_finished(by_name[name], job, resume):
+            done.add(name)
+            bar.update()
+    try:
+        while True:
+            for name in order:
+                missing = blocked_by(name, needs, failed)
+                if missing and name not in done | failed | set(running):
+                    failures.append(_not_run(by_name[name], job, missing))
+                    failed.add(name)
+                    bar.update()
+            stop = bool(failed) and not keep_going
+            free = [lane for lane in range(1, jobs + 1) if lane not in {r[2] for r in running.values()}]
+            for name in ([] if stop else ready(order, needs, done, done | failed | set(running)))[: len(free)]:
+                lane = free.pop(0)
+                args = [sys.executable, "-m", "ilpnb.pipeline.notebook_runner", str(by_name[name]),
+                        job.preset, str(job.run), job.kernel, str(job.cwd), str(int(job.progress)), str(lane)]
+                beside = ", ".join(running) or "nothing else"
+                _say(job.progress, f"{name}: started ({threads} torch thread{'s' * (threads > 1)}, beside {beside})")
+                running[name] = (subprocess.Popen(args, env=env), time.perf_counter(), lane)
+            if not running:
+                return
+            time.sleep(0.5)
+            for name, (proc, start, _) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                del running[name]
+                elapsed = time.perf_counter() - start
+                bar.update()
+                status, _, error = notebook_status(job.executed(by_name[name]))
+                if proc.returncode == 0 and status == "ok":
+                    done.add(name)
+                    _say(job.progress, f"{name}: ok in {elapsed:.1f} s")
+                    continue
+                reason = error or f"its process ended with exit status {proc.returncode}"
+                _say(job.progress, f"{name}: FAILED after {elapsed:.1f} s ({reason})")
+                failures.append(_failure(by_name[name], job, reason, elapsed))
+                failed.add(name)
+    finally:
+        for proc, _, _ in running.values():  # an interrupt (or an error here): no child is left behind
+            proc.terminate()
+        for proc, _, _ in running.values():
+            proc.wait()
+
+
+def _main(argv: Sequence[str]) -> int:
+    """A child of :func:`_run_at_once`: execute one notebook; exit status 1 when it failed."""
+    path, preset, run, kernel, cwd, progress, lane = argv
+    job = _Job(preset=preset, run=Path(run), kernel=kernel, cwd=Path(cwd), progress=progress == "1")
+    return 0 if _execute(Path(path), job, int(lane)) is None else 1
 
 
 def _reason(err: BaseException) -> str:
@@ -356,3 +496,7 @@ def _reason(err: BaseException) -> str:
         return f"{ename}: {getattr(err, 'evalue', '')}".strip().rstrip(":")
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

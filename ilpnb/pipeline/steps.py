@@ -19,8 +19,12 @@ with the settings asked for, once; the stamp then guards every later reuse.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,41 +73,24 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if _canonical(old) == _canonical(new) else [f"{prefix or 'settings'}: {old!r} -> {new!r}"]
 
 
+@contextlib.contextmanager
+def _locked(run: Path) -> Iterator[None]:
+    """Hold ``RUN/steps.json.lock`` exclusively: notebooks running at once stamp their own
+    steps of one run, and a read-modify-write must not lose another's stamp."""
+    with open(run / (STEPS_FILE + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def record(run: str | Path, step: str, settings: Any) -> None:
     """Stamp ``step`` of ``run`` as made with ``settings``."""
     run = Path(run)
-    steps = _read(run)
-    steps[step] = {"hash": settings_hash(settings), "settings": json.loads(_canonical(settings))}
-    tmp = run / (STEPS_FILE + ".tmp")
-    tmp.write_text(json.dumps(steps, indent=1, sort_keys=True) + "\n")
-    tmp.replace(run / STEPS_FILE)
-
-
-def reuse(run: str | Path, step: str, settings: Any, made: bool) -> bool:
-    """Whether the stored output of ``step`` can be reused for ``settings``.
-
-    Args:
-        run: the run folder holding ``steps.json``.
-        step: the step's name (e.g. ``world``, ``sft:sft_seed1``).
-        settings: everything that decides the step's output (JSON-able).
-        made: the step's output exists.
-
-    Returns:
-        False when the output does not exist yet; True when it was made with these settings.
-
-    Raises:
-        StepSettingsError: It was made with other settings (the differences are named).
-    """
-    if not made:
-        return False
-    stored = _read(Path(run)).get(step)
-    if stored is None:  # made before steps were stamped
-        record(run, step, settings)
-        return True
-    if stored.get("hash") == settings_hash(settings):
-        return True
-    diff = _differences(stored.get("settings"), json.loads(_canonical(settings)))
-    shown = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more" if len(diff) > 6 else "")
-    raise StepSettingsError(
-        f"{Path(run)}: step {step!r} was made with other settings ({shown}); a run folder is never "
-        "overwritten: use a new RUN folder for these settings, or the ones it was made with")
+    with _locked(run):
+        steps = _read(run)
+        steps[step] = {"hash": settings_hash(settings), "settings": json.loads(_canonical(settings))}
+        tmp = run / f"{STEPS_FILE}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(steps, indent=1, sort_keys=True) + "\n")
+        tmp.replace(run / STEPS_FILE)
