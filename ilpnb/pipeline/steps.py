@@ -94,3 +94,33 @@ def record(run: str | Path, step: str, settings: Any) -> None:
         tmp = run / f"{STEPS_FILE}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(steps, indent=1, sort_keys=True) + "\n")
         tmp.replace(run / STEPS_FILE)
+
+
+def reuse(run: str | Path, step: str, settings: Any, made: bool) -> bool:
+    """Whether the stored output of ``step`` can be reused for ``settings``.
+
+    Args:
+        run: the run folder holding ``steps.json``.
+        step: the step's name (e.g. ``world``, ``sft:sft_seed1``).
+        settings: everything that decides the step's output (JSON-able).
+        made: the step's output exists.
+
+    Returns:
+        False when the output does not exist yet; True when it was made with these settings.
+
+    Raises:
+        StepSettingsError: It was made with other settings (the differences are named).
+    """
+    if not made:
+        return False
+    stored = _read(Path(run)).get(step)
+    if stored is None:  # made before steps were stamped
+        record(run, step, settings)
+        return True
+    if stored.get("hash") == settings_hash(settings):
+        return True
+    diff = _differences(stored.get("settings"), json.loads(_canonical(settings)))
+    shown = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more" if len(diff) > 6 else "")
+    raise StepSettingsError(
+        f"{Path(run)}: step {step!r} was made with other settings ({shown}); a run folder is never "
+        "overwritten: use a new RUN folder for these settings, or the ones it was made with")

@@ -164,6 +164,12 @@ def score_continuations(
                   followers=None if followers is None else [f if f is not None else empty for f in follow])
 
 
+#: the most (cached + new) token positions the followers of one batch are scored in per
+#: forward pass; more followers take several passes (a memory bound: each row holds the batch's
+#: key/value cache)
+FOLLOWER_TOKENS = 16384
+
+
 def _follow(model: torch.nn.Module, cache: object, cache_kw: str, logits: torch.Tensor, mask: torch.Tensor,
             pairs: Sequence[tuple[Sequence[int], Sequence[int]]], followers: Sequence[Sequence[Sequence[int]]],
             idx: list[int], lo: int, pad_id: int, out: list[Scores | None]) -> None:
@@ -177,10 +183,12 @@ def _follow(model: torch.nn.Module, cache: object, cache_kw: str, logits: torch.
     for f in (f for _, f in rows):
         if not f:
             raise ValueError("followers: an empty continuation; there is nothing to score")
-    # followers sorted by length and scored in pieces of about a batch, each on its own copy of
-    # the cache, so that short ones are not padded to the longest of the batch
+    # followers sorted by length and scored in as few pieces as FOLLOWER_TOKENS allows (one
+    # forward pass each, the last on the cache itself, the others on a copy): a tiny model's
+    # pass costs about the same for 3 rows as for 300, so fewer passes is most of the saving
     order = sorted(range(len(rows)), key=lambda j: len(rows[j][1]))
-    piece = max(len(idx), 1)
+    width = mask.shape[1] + max(len(f) for _, f in rows)
+    piece = max(len(idx), FOLLOWER_TOKENS // width, 1)
     lp, nt, nc = np.zeros(len(rows)), np.zeros(len(rows), np.int64), np.zeros(len(rows), np.int64)
     for at in range(0, len(order), piece):
         part = order[at:at + piece]

@@ -10,6 +10,7 @@ import torch
 
 from ilpnb.config import ModelConfig
 from ilpnb.models.tiny import build_tiny_model
+from ilpnb.probe import scoring
 from ilpnb.probe.scoring import score_continuations, score_shared_context
 
 
@@ -77,10 +78,14 @@ def test_the_cache_is_really_shared() -> None:
     assert seen == [(2, 3), (4, 3)]  # 2 contexts (width 3), then the 4 continuations (width 3)
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt_neox"])
-def test_followers_on_the_main_pass_cache_equal_unshared(arch: str) -> None:
+@pytest.mark.parametrize(("arch", "budget"), [("llama", None), ("qwen2", None), ("gpt_neox", None), ("llama", 1)])
+def test_followers_on_the_main_pass_cache_equal_unshared(arch: str, budget: int | None,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Distractors scored on the cache of the gold answer's own pass (the gold tokens masked
-    out) equal each (prompt, distractor) pair scored alone; the main scores are unchanged."""
+    out) equal each (prompt, distractor) pair scored alone; the main scores are unchanged.
+    ``budget`` 1: a pass per batch-sized piece of followers, each on a copy of the cache."""
+    if budget is not None:
+        monkeypatch.setattr(scoring, "FOLLOWER_TOKENS", budget)
     model = build_tiny_model(ModelConfig(arch=arch, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
                                          max_length=64), _Vocab(), seed=5)
     with torch.no_grad():
