@@ -8,7 +8,7 @@ VENV          ?= .venv
 TORCH_VERSION ?= 2.13.0
 PRESET        ?= default
 # notebooks run at once by make run (those that do not build on each other: ilpnb.needs)
-JOBS          ?= 2
+JOBS          ?= 1
 PYTEST_ARGS   ?=
 # the benchmarks `make figures` runs: the quick ones (about 2 minutes or less each on 2 CPU
 # cores); the others take many minutes to an hour: name them, e.g.

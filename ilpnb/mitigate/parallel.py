@@ -7,7 +7,7 @@ each train two arms in much less than twice the time one arm takes with two thre
 
 :func:`run_jobs` calls a module-level function on each job, in this process when one worker
 is asked for (or there is one job), else in a pool of ``spawn``-ed processes (a fork would
-copy torch's thread pool). Each worker uses ``cores // workers`` torch threads, so results
+copy torch's thread pool). Each worker uses ``cores() // workers`` torch threads, so results
 can differ in the last digits from a sequential run (torch's reductions depend on the thread
 count); every arm's own seed is set by the arm, not by the worker, so they do not depend on
 which worker ran them or in what order. Each job must write its own folders: two jobs never
@@ -16,24 +16,32 @@ train the same arm (the callers train what jobs share, such as the unmodified ru
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["resolve_workers", "run_jobs"]
+__all__ = ["cores", "resolve_workers", "run_jobs"]
 
 T = TypeVar("T")
 
 
+def cores() -> int:
+    """The cores this process may use: its torch thread count (the CPU's cores unless
+    ``OMP_NUM_THREADS`` or ``torch.set_num_threads`` says fewer, e.g. in a notebook that
+    ``ilpnb run --jobs`` runs beside another)."""
+    import torch
+
+    return max(1, torch.get_num_threads())
+
+
 def resolve_workers(workers: int, jobs: int) -> int:
-    """How many processes run ``jobs`` jobs: ``workers`` (0: one per CPU core), at most one per job.
+    """How many processes run ``jobs`` jobs: ``workers`` (0: one per core of :func:`cores`), at most one per job.
 
     Raises:
         ValueError: ``workers`` is negative.
     """
     if workers < 0:
         raise ValueError(f"workers must be 0 (one per CPU core) or a positive count, not {workers}")
-    wanted = workers or (os.cpu_count() or 1)
+    wanted = workers or cores()
     return max(1, min(wanted, jobs))
 
 
@@ -55,7 +63,7 @@ def run_jobs(fn: Callable[..., T], jobs: Sequence[tuple[Any, ...]], workers: int
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    threads = max(1, (os.cpu_count() or 1) // n)
+    threads = max(1, cores() // n)
     with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
                              initargs=(threads,)) as pool:
         return list(pool.map(fn, *zip(*jobs)))

@@ -78,6 +78,7 @@ from ilpnb.probe.answers import (
     other_answer_matcher,
     preferred_other,
 )
+from ilpnb.probe.scoring import cache_keyword
 from ilpnb.train.format import encode_pair
 
 __all__ = [
@@ -247,6 +248,33 @@ def _eos_ids(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> list
     return ids
 
 
+#: encode each prompt once for its greedy and sampled rows (:func:`_shared_prefill`); False
+#: encodes every row on its own (the reference the tests compare against)
+SHARE_PREFILL = True
+
+
+def _shared_prefill(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, reps: int,
+                    cache_kw: str | None) -> Any | None:
+    """The key/value cache of each left-padded prompt but its last token, encoded once and
+    repeated for its ``reps`` rows, for ``generate`` to continue from; None where the model
+    takes no cache or position ids, or a prompt is one token.
+
+    A prompt's greedy and sampled rows share everything up to their first new token, and the
+    prompt is most of the cost of a short answer: ``n_samples + 1`` encodings become one.
+    Position ids are those ``generate`` gives a left-padded row (the attention mask's running
+    count), so the continuation sees the same cache as an unshared prompt would make.
+    """
+    if cache_kw is None or ids.shape[1] < 2:
+        return None
+    pos = mask.long().cumsum(-1) - 1
+    pos.masked_fill_(mask == 0, 1)
+    out = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], use_cache=True,
+                logits_to_keep=1)
+    cache = getattr(out, cache_kw)
+    cache.batch_repeat_interleave(reps)
+    return cache
+
+
 @torch.inference_mode()
 def generate_answers(
     model: torch.nn.Module,
@@ -263,7 +291,8 @@ def generate_answers(
     """The greedy answer and ``n_samples`` sampled answers of each prompt.
 
     One ``generate`` call per batch of ``batch_size`` prompts (each repeated ``n_samples + 1``
-    times, left-padded); see the module docstring for how sampling is seeded.
+    times, left-padded, its prompt encoded once: :func:`_shared_prefill`); see the module
+    docstring for how sampling is seeded.
 
     Args:
         model: a causal LM with ``generate``.
@@ -305,6 +334,7 @@ def generate_answers(
     order = sorted(range(n), key=lambda i: (len(prompts[i]), budgets[i]))
     was_training = model.training
     model.eval()
+    cache_kw = cache_keyword(model) if reps > 1 and SHARE_PREFILL else None
     try:
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
@@ -315,6 +345,7 @@ def generate_answers(
                 p = list(prompts[i])
                 ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long)
                 mask[row, width - len(p):] = 1
+            shared = _shared_prefill(model, ids.to(device), mask.to(device), reps, cache_kw)
             ids, mask = ids.repeat_interleave(reps, dim=0), mask.repeat_interleave(reps, dim=0)
             row_budget = torch.tensor([budgets[i] for i in idx for _ in range(reps)])
             row_keys = np.array([_row_key(seed, keys[i], k) for i in idx for k in range(reps)], dtype=np.uint64)
@@ -325,6 +356,7 @@ def generate_answers(
                 input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config,
                 logits_processor=LogitsProcessorList([_SeededSampler(row_keys, sampled, temperature, width)]),
                 stopping_criteria=StoppingCriteriaList([_RowBudget(row_budget, width)]),
+                **({cache_kw: shared} if shared is not None else {}),
             )
             new = gen[:, width:].cpu().tolist()
             for row, toks in enumerate(new):

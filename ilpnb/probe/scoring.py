@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["Scores", "score_continuations", "score_shared_context", "option_probabilities"]
+__all__ = ["Scores", "score_continuations", "score_shared_context", "option_probabilities", "cache_keyword"]
 
 
 @dataclass
@@ -113,7 +113,7 @@ def score_continuations(
     device = next(model.parameters()).device
     if followers is not None and len(followers) != n:
         raise ValueError(f"followers: {len(followers)} lists for {n} pairs; give one list per pair")
-    cache_kw = _cache_keyword(model) if followers is not None and any(followers) else None
+    cache_kw = cache_keyword(model) if followers is not None and any(followers) else None
     follow: list[Scores | None] = [None] * n
     order = sorted(range(n), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
     for start in range(0, n, batch_size):
@@ -231,7 +231,7 @@ def _chunks(groups: list[list[int]], rows: int) -> list[list[list[int]]]:
     return out
 
 
-def _cache_keyword(model: torch.nn.Module) -> str | None:
+def cache_keyword(model: torch.nn.Module) -> str | None:
     """The forward's name for the key/value cache (``cache`` in transformers 5,
     ``past_key_values`` before), or None when it takes no cache or no ``position_ids``."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft model: its base's forward
@@ -327,7 +327,7 @@ def score_shared_context(
     n_tok = np.zeros(n, dtype=np.int64)
     n_ok = np.zeros(n, dtype=np.int64)
     groups = _context_groups(pairs)
-    cache_kw = _cache_keyword(model)
+    cache_kw = cache_keyword(model)
     if cache_kw is None:  # no position ids / no cache in this model's forward
         return score_continuations(model, pairs, batch_size, pad_id)
     was_training = model.training

@@ -230,6 +230,34 @@ def test_sampling_is_seeded_and_batch_and_order_invariant() -> None:
     assert all(len(x.split()) <= 1 for t in texts[::2] for x in t)
 
 
+@pytest.mark.parametrize("chat", [False, True])
+def test_shared_prefill_gives_the_answers_of_rows_encoded_alone(chat: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A prompt encoded once for its greedy and sampled rows (the cache repeated) answers as
+    every row encoded on its own does: same greedy answers, same seeded samples."""
+    tok = make_tokenizer(chat=chat)
+    model = make_model(tok, seed=4, hidden=32)
+    words = [w for w in WORDS if w.isalpha()]
+    rng = np.random.default_rng(2)
+    records = [SFTRecord(f"r{i}", " ".join(rng.choice(words, size=int(rng.integers(1, 9)))), "paris")
+               for i in range(12)]
+    kw = dict(n_samples=3, temperature=1.0, margin=4, seed=0, batch_size=5)
+    calls: list[int] = []
+    real = sampling._shared_prefill
+
+    def counted(*args, **kwargs):
+        got = real(*args, **kwargs)
+        calls.append(got is not None)
+        return got
+
+    monkeypatch.setattr(sampling, "_shared_prefill", counted)
+    shared = sample_answers(model, tok, records, **kw)
+    assert calls and all(calls)  # the shared path really ran
+    monkeypatch.setattr(sampling, "SHARE_PREFILL", False)
+    alone = sample_answers(model, tok, records, **kw)
+    pd.testing.assert_frame_equal(shared, alone)
+    assert shared["samples"].map(len).eq(3).all()
+
+
 # ------------------------------------------------------------------ automatic probes
 
 

@@ -68,3 +68,19 @@ def test_absolute_learning_rate() -> None:
     rel = fit_and_or(v, iterations=200)
     ab = fit_and_or(v, iterations=200, relative_lr=False, lr=0.01 * v.std() / 16)
     np.testing.assert_allclose(rel.p, ab.p, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [5, 6, 8])
+def test_dense_maps_fit_as_the_fast_transforms(n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small games fit with the transforms as matrices; the fit equals the fast transforms' one."""
+    from ilpnb.interactions import andor
+
+    v = np.random.default_rng(n).normal(size=1 << n) + sparse_game(n, seed=n)
+    dense = fit_and_or(v, iterations=300)
+    monkeypatch.setattr(andor, "DENSE_MAX_PLAYERS", 0)
+    fast = fit_and_or(v, iterations=300)
+    assert andor._Maps(n).dense is None
+    np.testing.assert_allclose(dense.final_loss, fast.final_loss, rtol=1e-6)
+    np.testing.assert_allclose(dense.and_values, fast.and_values, atol=1e-6 * np.abs(v).max())
+    np.testing.assert_allclose(dense.or_values, fast.or_values, atol=1e-6 * np.abs(v).max())
+    np.testing.assert_allclose(rebuild(dense.and_values, dense.or_values), v + dense.q, atol=1e-9)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ilpnb.mitigate.parallel import resolve_workers, run_jobs
+from ilpnb.mitigate.parallel import cores, resolve_workers, run_jobs
 
 
 def where(tag: str) -> tuple[str, int, int]:
@@ -25,7 +25,7 @@ def fails(tag: str) -> str:
 def test_resolve_workers() -> None:
     assert resolve_workers(1, 5) == 1
     assert resolve_workers(4, 2) == 2  # never more workers than jobs
-    assert resolve_workers(0, 100) == (os.cpu_count() or 1)
+    assert resolve_workers(0, 100) == cores()
     assert resolve_workers(3, 0) == 1
     with pytest.raises(ValueError, match="workers must be"):
         resolve_workers(-1, 3)
@@ -35,7 +35,7 @@ def test_jobs_run_in_other_processes_in_order() -> None:
     out = run_jobs(where, [("a",), ("b",), ("c",)], workers=2)
     assert [tag for tag, _, _ in out] == ["a", "b", "c"]
     assert os.getpid() not in {pid for _, pid, _ in out}
-    assert {threads for _, _, threads in out} == {max(1, (os.cpu_count() or 1) // 2)}
+    assert {threads for _, _, threads in out} == {max(1, cores() // 2)}
     assert run_jobs(where, [("a",)], workers=2)[0][1] == os.getpid()  # one job: here
 
 
