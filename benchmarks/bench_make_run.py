@@ -8,8 +8,8 @@ against the budget (25 minutes at `default` on 2 CPU cores).
 
     python benchmarks/bench_make_run.py [--preset default] [--only 08,09] [--warm] [--jobs 2] [--out DIR] [--json [PATH]]
 
-A notebook's time is its own wall time; with ``--jobs`` 2 (as ``make run``) two of them run at
-once, so the times add up to more than the total.
+A notebook's time is its own wall time; with ``--jobs`` 2 two of them run at once, so the times
+add up to more than the total.
 
 ``--json`` also writes the figures to ``benchmarks/results/bench_make_run.json`` (or PATH) for
 the README's table (``make figures``).
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default=None, help="comma-separated notebook numbers (default: all)")
     parser.add_argument("--warm", action="store_true", help="keep the usual model and knowledge cache")
     parser.add_argument("--out", default=None, help="run folder to create (default: a temporary one)")
-    parser.add_argument("--jobs", type=int, default=2, help="notebooks at once, as `make run` (JOBS) runs them")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks at once (default 1, as `make run`'s JOBS)")
     add_json_option(parser)
     args = parser.parse_args(argv)
     if not args.warm:
