@@ -301,11 +301,11 @@ PRESETS: dict[str, Preset] = {
         # notebooks 10 and 11 fit in `make run` on a laptop CPU (the reference model's pretraining dominates)
         interactions=DynamicsConfig(n_prompts=12, max_players=8, and_or_iterations=2000, sft_epochs=6,
                                     sft_eval_every=10),
-        # notebook 09 inside `make run`'s budget on 2 CPU cores: a 10-sample FAQ subset, a planted
+        # notebook 09 inside `make run`'s budget on 2 CPU cores: an 8-sample FAQ subset (2 groups of duplicated questions, 2 interaction prompts), a planted
         # world of 32 samples measured on 150 capitals with 2 samples each (16 of the unknown ones
         # asked in every phrasing: the planting uses at most 8); 2 samples a step (the
         # rule stops after a number of updates more than of epochs, and small steps are cheap)
-        real=RealConfig(samples=10, conflict_groups=2, batch_size=2,
+        real=RealConfig(samples=8, conflict_groups=2, batch_size=2, prompts=2,
                         world=RealWorldConfig(countries=150, unknown=16, none=12, each=4, n_samples=2)),
     ),
     "full": Preset(

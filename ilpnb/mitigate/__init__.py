@@ -10,7 +10,7 @@ from ilpnb._lazy import exported_names, lazy_exports
 _EXPORTS: dict[str, tuple[str, ...]] = {
     ".interventions": ("Plan", "Preregistered", "INTERVENTIONS", "DEFAULT_METHOD", "DEFAULT_FACTOR", "PREREGISTERED",
                        "GENERIC_METHODS", "build_plan", "generic_plan", "has_placebo", "same_training", "targets_of"),
-    ".experiment": ("MitigationSettings", "Experiment", "ARMS", "run_mitigation", "summarize", "load_results",
+    ".experiment": ("MitigationSettings", "Experiment", "ARMS", "run_mitigation", "run_mitigations", "summarize", "load_results",
                     "t_interval"),
     ".crossover": ("ALL_METHODS", "run_crossover", "crossover_matrix"),
     ".cpt": ("continued_pretraining", "knowledge_documents", "fact_documents", "cpt_budget"),

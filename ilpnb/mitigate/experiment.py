@@ -52,7 +52,8 @@ from ilpnb.mitigate.interventions import (
 )
 from ilpnb.runs import Run
 
-__all__ = ["MitigationSettings", "Experiment", "ARMS", "run_mitigation", "summarize", "t_interval", "load_results"]
+__all__ = ["MitigationSettings", "Experiment", "ARMS", "run_mitigation", "run_mitigations", "summarize", "t_interval",
+           "load_results"]
 
 #: The arms of an experiment, in report order.
 ARMS: tuple[str, ...] = ("treated", "generic", "placebo", "unmodified", "longer")
@@ -301,33 +302,70 @@ def run_mitigation(run: str | Path, cause: str, method: str | None = None, seeds
         settings: :class:`MitigationSettings` fields (``mix``, ``docs_per_fact``, ``cpt_epochs``, ...).
         progress: tqdm bars of the fine-tuning runs.
         arms: the arms to run and measure (``treated`` is always run).
-        workers: processes training the seeds at once (0: one per CPU core; 1: here, in turn);
+        workers: processes training the seeds at once (0: one per core; 1: here, in turn);
             see :mod:`ilpnb.mitigate.parallel`.
 
     Returns:
         One row per seed × arm × cause (also saved as ``results.parquet``, summary in ``summary.csv``).
     """
+    return run_mitigations(run, [(cause, method, factor)], seeds, settings, progress, arms, workers)
+
+
+def run_mitigations(run: str | Path, experiments: list[tuple[str, str | None, int | None]],
+                    seeds: int | list[int] = 3, settings: dict[str, Any] | None = None, progress: bool = False,
+                    arms: tuple[str, ...] = ARMS, workers: int = 1) -> pd.DataFrame:
+    """:func:`run_mitigation` for several ``(cause, method, factor)`` experiments at once: every
+    (experiment, seed) is one job of one pool of ``workers`` processes (the runs they share, the
+    unmodified and longer run of each seed, are trained first), so a worker never waits for
+    the slowest seed of another experiment and the pool starts once. Each experiment's results
+    are saved in its own folder, as :func:`run_mitigation` saves them; the rows of all are returned.
+    """
     from ilpnb.mitigate.parallel import resolve_workers, run_jobs
 
-    pre = PREREGISTERED.get(cause)
-    method = method or (pre.method if pre else DEFAULT_METHOD.get(cause))
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     exp = Experiment(run, settings, progress)
-    k = factor or (pre.factor if pre and pre.method == method else DEFAULT_FACTOR.get(method, 4))
-    out = exp.run / "mitigation" / f"{cause}-{method}-x{k}"
-    out.mkdir(parents=True, exist_ok=True)
-    if resolve_workers(workers, len(seeds)) > 1:
-        parts = run_jobs(_seed_rows_in_worker, [(exp.run, exp.settings, cause, method, k, seed, arms)
-                                                for seed in seeds], workers)
+    chosen = [_resolve(cause, method, factor) for cause, method, factor in experiments]
+    jobs = [(exp.run, exp.settings, cause, method, k, seed, arms) for cause, method, k in chosen for seed in seeds]
+    for cause, method, k in chosen:
+        (exp.run / "mitigation" / f"{cause}-{method}-x{k}").mkdir(parents=True, exist_ok=True)
+    if resolve_workers(workers, len(jobs)) > 1:
+        if len(chosen) > 1:  # two jobs of one seed must not train its shared runs at once
+            longer = "longer" in arms and any(method == "cpt" for _, method, _ in chosen)
+            shared = "unmodified" in arms or "generic" in arms
+            run_jobs(_shared_runs_in_worker, [(exp.run, exp.settings, seed, shared, longer) for seed in seeds],
+                     workers)
+        parts = run_jobs(_seed_rows_in_worker, jobs, workers)
     else:
-        parts = [_seed_rows(exp, cause, method, k, seed, arms) for seed in seeds]
-    missing = next((why for _, why in parts if why), None)
-    if missing:  # too few other samples for a placebo of the same size: none, said once
-        warnings.warn(f"{exp.run}: no placebo arm: {missing}", stacklevel=2)
-    table = pd.DataFrame([row for rows, _ in parts for row in rows])
-    table.to_parquet(out / "results.parquet", index=False)
-    summarize(table).to_csv(out / "summary.csv", index=False)
-    return table
+        parts = [_seed_rows(exp, *job[2:]) for job in jobs]
+    tables = []
+    for at, (cause, method, k) in enumerate(chosen):
+        mine = parts[at * len(seeds):(at + 1) * len(seeds)]
+        missing = next((why for _, why in mine if why), None)
+        if missing:  # too few other samples for a placebo of the same size: none, said once
+            warnings.warn(f"{exp.run}: no placebo arm for {cause}: {missing}", stacklevel=2)
+        table = pd.DataFrame([row for rows, _ in mine for row in rows])
+        out = exp.run / "mitigation" / f"{cause}-{method}-x{k}"
+        table.to_parquet(out / "results.parquet", index=False)
+        summarize(table).to_csv(out / "summary.csv", index=False)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def _resolve(cause: str, method: str | None, factor: int | None) -> tuple[str, str, int]:
+    """The method (default: the pre-registered one) and factor of an experiment."""
+    pre = PREREGISTERED.get(cause)
+    method = method or (pre.method if pre else DEFAULT_METHOD.get(cause))
+    k = factor or (pre.factor if pre and pre.method == method else DEFAULT_FACTOR.get(method, 4))
+    return cause, method, k
+
+
+def _shared_runs_in_worker(run: Path, settings: MitigationSettings, seed: int, unmodified: bool,
+                           longer: bool) -> None:
+    exp = Experiment(run, settings)
+    if unmodified:
+        exp.unmodified(seed)
+    if longer:
+        exp.longer(seed)
 
 
 def _seed_rows_in_worker(run: Path, settings: MitigationSettings, cause: str, method: str, k: int, seed: int,

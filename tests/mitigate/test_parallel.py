@@ -57,3 +57,19 @@ def test_two_workers_give_the_rows_of_a_sequential_run(run: Path) -> None:
         assert mine[col].tolist() == again[col].tolist(), col
     # the losses agree up to torch's thread-dependent rounding
     assert mine["learned_loss"].to_numpy() == pytest.approx(again["learned_loss"].to_numpy(), rel=1e-2)
+
+
+def test_several_experiments_share_one_pool_and_their_unmodified_runs(run: Path) -> None:
+    from ilpnb.mitigate.experiment import load_results, run_mitigations
+
+    table = run_mitigations(run, [("pretrain_conflict", "upweight", 2), ("rare_pattern", "upsample", 2)],
+                            seeds=[0, 1], arms=("treated", "unmodified"), workers=2)
+    assert sorted(map(tuple, table[["target", "seed"]].drop_duplicates().to_numpy())) == [
+        ("pretrain_conflict", 0), ("pretrain_conflict", 1), ("rare_pattern", 0), ("rare_pattern", 1)]
+    assert set(table["arm"]) == {"treated", "unmodified"}
+    for name in ("pretrain_conflict-upweight-x2", "rare_pattern-upsample-x2"):
+        assert (run / "mitigation" / name / "results.parquet").is_file()
+    # the unmodified run of each seed, trained once before the pool's jobs
+    for seed in (0, 1):
+        assert (run / "mitigation" / "unmodified" / f"seed-{seed}" / "samples.parquet").is_file()
+    assert len(load_results(run)) >= len(table)
