@@ -103,6 +103,23 @@ def unlearned_clean_share(diagnosis: pd.DataFrame, truth: pd.Series) -> tuple[in
     return len(un), clean, (clean / len(un) if len(un) else math.nan)
 
 
+def unlearned_forgotten_share(run: Path, diagnosis: pd.DataFrame) -> float:
+    """Share of a run's unlearned samples that were reproduced after their last training step
+    and lost by the end (:func:`ilpnb.diagnose.schedule.forgetting_table`): where it is high,
+    the run's incomplete learning is mostly forgetting, whatever cause was planted."""
+    from ilpnb.diagnose.schedule import forgetting_table
+    from ilpnb.probe.criteria import learned
+    from ilpnb.runs import Run
+
+    reader = Run(run)
+    dyn = reader.dynamics()
+    dyn["id"] = dyn["id"].astype(str)
+    criterion = reader.config.get("sft", {}).get("criterion", "exact")
+    table = forgetting_table(dyn, learned(dyn, criterion), reader.schedule())
+    un = diagnosis.loc[~diagnosis["learned"].astype(bool), "id"].astype(str)
+    return float(table["forgotten"].reindex(un.to_numpy()).fillna(False).astype(bool).mean()) if len(un) else math.nan
+
+
 def convergence_summary(stages: list[dict[str, Any]]) -> tuple[bool, str]:
     """Whether every stage converged, and one short text per stage: ``s0 converged e12`` /
     ``s1 cap e30`` / ``s0 unchecked e30`` (epoch at the stage's end)."""
@@ -135,15 +152,18 @@ def baseline_summary(table: pd.DataFrame | None) -> dict[str, Any]:
 
 
 def make_row(world: dict[str, Any], sft_seed: int, diagnosis: pd.DataFrame, truth: pd.Series, score: Any,
-             baselines: pd.DataFrame | None, stages: list[dict[str, Any]], times: dict[str, float]) -> dict[str, Any]:
+             baselines: pd.DataFrame | None, stages: list[dict[str, Any]], times: dict[str, float],
+             forgotten_share: float = math.nan) -> dict[str, Any]:
     """One result row of a world x SFT seed (``score``: a DiagnosisScore or anything with
-    ``per_cause``, ``macro_f1``, ``scored``, ``excluded_learned``)."""
+    ``per_cause``, ``macro_f1``, ``scored``, ``excluded_learned``; ``forgotten_share``: of
+    :func:`unlearned_forgotten_share`)."""
     unlearned, clean, share = unlearned_clean_share(diagnosis, truth)
     converged, conv = convergence_summary(stages)
     row: dict[str, Any] = {"world": world["name"], "tag": world["tag"], "family": world["family"],
                            "sft_seed": int(sft_seed), "samples": int(len(diagnosis)), "unlearned": unlearned,
                            "scored": int(score.scored), "planted_but_learned": int(getattr(score, "excluded_learned", 0)),
                            "unlearned_clean": clean, "unlearned_clean_share": share,
+                           "unlearned_forgotten_share": forgotten_share,
                            "macro_f1": float(score.macro_f1)}
     for c, f in cause_f1s(score.per_cause).items():
         row[f"f1_{c}"] = f
@@ -236,6 +256,10 @@ def headline_figures(rows: list[dict[str, Any]], n_worlds: int, n_fam: dict[str,
     k = summarize(r["corpus"] for r in rows)
     out.append(figure("corpus_baseline", "corpus baseline (reads pretrain.txt too), on each run's unlearned "
                       "samples", k["mean"], digits=2, sd=k["sd"], n=k["n"], max=k["max"], note="macro-F1"))
+    f = summarize(r.get("unlearned_forgotten_share", math.nan) for r in rows)
+    out.append(figure("unlearned_forgotten", "unlearned samples reproduced after their last training step and "
+                      "lost by the end", 100 * f["mean"], unit="%", digits=0, sd=100 * f["sd"], n=f["n"],
+                      min=100 * f["min"], note="share of each run's unlearned samples"))
     return out
 
 
@@ -253,7 +277,8 @@ def run_line(i: int, total: int, row: dict[str, Any]) -> str:
     times = ", ".join(f"{k[:-2]} {row[k]:.0f} s" for k in ("pretrain_s", "sft_s", "diagnose_s", "baselines_s")
                       if k in row)
     return (f"[{i}/{total}] {row['world']}, sft seed {row['sft_seed']}: macro-F1 {_fmt(row['macro_f1'], 3)} over "
-            f"{row['scored']} unlearned ({_fmt(100 * row['unlearned_clean_share'], 0)}% planted clean); "
+            f"{row['scored']} unlearned ({_fmt(100 * row['unlearned_clean_share'], 0)}% planted clean, "
+            f"{_fmt(100 * row.get('unlearned_forgotten_share', math.nan), 0)}% forgotten); "
             f"best sft-only shortcut {_fmt(row['best_sft_only'], 2)} ({row['best_sft_only_name']}), "
             f"corpus {_fmt(row['corpus'], 2)}; {row['convergence']}; {times}"
             + (" (reused)" if row.get("reused") else ""))
@@ -358,7 +383,8 @@ def bench_one(world: dict[str, Any], world_dir: Path, sft_seed: int, root: Path,
     conv = run / "convergence.json"
     stages = json.loads(conv.read_text()).get("stages", []) if conv.exists() else []
     row = make_row(world, sft_seed, diagnosis, truth, score, baselines, stages,
-                   {k: times[k] for k in ("pretrain_s", "sft_s", "diagnose_s", "baselines_s") if k in times})
+                   {k: times[k] for k in ("pretrain_s", "sft_s", "diagnose_s", "baselines_s") if k in times},
+                   unlearned_forgotten_share(run, diagnosis))
     row.update(reused=",".join(reused), run=str(run), world_dir=str(world_dir))
     return row
 
@@ -372,6 +398,9 @@ def report(rows: list[dict[str, Any]]) -> str:
     share = summarize(r["unlearned_clean_share"] for r in rows)
     out.append(f"unlearned samples planted clean (none): mean {_fmt(100 * share['mean'], 1)}%, "
                f"min {_fmt(100 * share['min'], 1)}%, max {_fmt(100 * share['max'], 1)}% of the unlearned samples")
+    lost = summarize(r.get("unlearned_forgotten_share", math.nan) for r in rows)
+    out.append(f"unlearned samples forgotten (reproduced after their last training step, lost by the end): mean "
+               f"{_fmt(100 * lost['mean'], 1)}%, min {_fmt(100 * lost['min'], 1)}%, max {_fmt(100 * lost['max'], 1)}%")
     corpus = summarize(r["corpus"] for r in rows)
     out.append(f"corpus baseline macro-F1 (reads pretrain.txt too): mean {_fmt(corpus['mean'], 2)}, "
                f"max {_fmt(corpus['max'], 2)}")

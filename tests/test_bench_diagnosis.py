@@ -137,7 +137,8 @@ def test_make_row_and_json() -> None:
     truth = pd.Series({str(i): ("none" if i < 2 or i >= 10 else "rare_pattern") for i in range(12)})
     world = {"name": "w", "tag": "w", "family": bd.HELDOUT}
     row = bd.make_row(world, 1, diag, truth, score, None, [{"stage": 0, "converged": True, "epoch": 3}],
-                      {"sft_s": 12.34})
+                      {"sft_s": 12.34}, forgotten_share=0.7)
+    assert row["unlearned_forgotten_share"] == 0.7
     assert row["unlearned"] == 10 and row["unlearned_clean"] == 2 and row["unlearned_clean_share"] == 0.2
     assert row["f1_missing_knowledge"] == 1.0 and math.isnan(row["f1_left_forgetting"])
     assert row["support_rare_pattern"] == 3 and row["sft_s"] == 12.3 and row["converged"]
@@ -146,4 +147,4 @@ def test_make_row_and_json() -> None:
     back = json.loads(text)
     assert back["x"] is None and back["n"] == 3 and back["rows"][0]["f1_left_forgetting"] is None
     line = bd.run_line(1, 2, {**row, "best_sft_only": 0.31, "best_sft_only_name": "surface", "corpus": 0.4})
-    assert line.startswith("[1/2] w, sft seed 1: macro-F1 0.575 over 10 unlearned (20% planted clean)")
+    assert line.startswith("[1/2] w, sft seed 1: macro-F1 0.575 over 10 unlearned (20% planted clean, 70% forgotten)")
