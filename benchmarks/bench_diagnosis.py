@@ -120,6 +120,40 @@ def unlearned_forgotten_share(run: Path, diagnosis: pd.DataFrame) -> float:
     return float(table["forgotten"].reindex(un.to_numpy()).fillna(False).astype(bool).mean()) if len(un) else math.nan
 
 
+def unlearned_by_stage(diagnosis: pd.DataFrame, truth: pd.Series, stage: pd.Series) -> dict[str, int]:
+    """Per planted cause (``none`` too), the samples of the last stage and of the earlier
+    stages and how many of each are unlearned: ``n_last_<cause>``, ``unlearned_last_<cause>``,
+    ``n_earlier_<cause>``, ``unlearned_earlier_<cause>`` (``stage``: id -> stage; a sample not
+    in it counts as in the last stage). Where a cause is unlearned only in the earlier
+    stages, what the run failed to learn of it is what later training made it forget."""
+    d = diagnosis.assign(id=diagnosis["id"].astype(str)).set_index("id")
+    st = stage.reindex(d.index)
+    last = (st.isna() | (st >= stage.max())).to_numpy() if len(stage) else np.ones(len(d), bool)
+    planted = truth.reindex(d.index).fillna("none").to_numpy()
+    unlearned = ~d["learned"].astype(bool).to_numpy()
+    out = {}
+    for c in ("none", *CAUSES):
+        mine = planted == c
+        for where, sel in (("last", last), ("earlier", ~last)):
+            out[f"n_{where}_{c}"] = int((mine & sel).sum())
+            out[f"unlearned_{where}_{c}"] = int((mine & sel & unlearned).sum())
+    return out
+
+
+def stage_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """:func:`unlearned_by_stage` pooled over runs: per planted cause, the unlearned share
+    (and count) of its samples in the earlier stages and in the last stage."""
+    out = {}
+    for c in ("none", *CAUSES):
+        line = {}
+        for where in ("earlier", "last"):
+            n = sum(r.get(f"n_{where}_{c}", 0) for r in rows)
+            u = sum(r.get(f"unlearned_{where}_{c}", 0) for r in rows)
+            line[f"{where} unlearned"] = f"{u}/{n}" + (f" ({100 * u / n:.0f}%)" if n else "")
+        out[c] = line
+    return pd.DataFrame(out).T
+
+
 def convergence_summary(stages: list[dict[str, Any]]) -> tuple[bool, str]:
     """Whether every stage converged, and one short text per stage: ``s0 converged e12`` /
     ``s1 cap e30`` / ``s0 unchecked e30`` (epoch at the stage's end)."""
@@ -385,6 +419,9 @@ def bench_one(world: dict[str, Any], world_dir: Path, sft_seed: int, root: Path,
     row = make_row(world, sft_seed, diagnosis, truth, score, baselines, stages,
                    {k: times[k] for k in ("pretrain_s", "sft_s", "diagnose_s", "baselines_s") if k in times},
                    unlearned_forgotten_share(run, diagnosis))
+    records = pd.read_json(world_dir / "sft.jsonl", lines=True, dtype={"id": str})
+    stage = records.set_index("id")["stage"] if "stage" in records else pd.Series(dtype=float)
+    row.update(unlearned_by_stage(diagnosis, truth, stage))
     row.update(reused=",".join(reused), run=str(run), world_dir=str(world_dir))
     return row
 
@@ -398,6 +435,8 @@ def report(rows: list[dict[str, Any]]) -> str:
     share = summarize(r["unlearned_clean_share"] for r in rows)
     out.append(f"unlearned samples planted clean (none): mean {_fmt(100 * share['mean'], 1)}%, "
                f"min {_fmt(100 * share['min'], 1)}%, max {_fmt(100 * share['max'], 1)}% of the unlearned samples")
+    out += ["samples unlearned per planted cause, in the stages before the last and in the last stage "
+            "(pooled over runs)", stage_table(rows).to_string(), ""]
     lost = summarize(r.get("unlearned_forgotten_share", math.nan) for r in rows)
     out.append(f"unlearned samples forgotten (reproduced after their last training step, lost by the end): mean "
                f"{_fmt(100 * lost['mean'], 1)}%, min {_fmt(100 * lost['min'], 1)}%, max {_fmt(100 * lost['max'], 1)}%")

@@ -148,3 +148,18 @@ def test_make_row_and_json() -> None:
     assert back["x"] is None and back["n"] == 3 and back["rows"][0]["f1_left_forgetting"] is None
     line = bd.run_line(1, 2, {**row, "best_sft_only": 0.31, "best_sft_only_name": "surface", "corpus": 0.4})
     assert line.startswith("[1/2] w, sft seed 1: macro-F1 0.575 over 10 unlearned (20% planted clean, 70% forgotten)")
+
+
+def test_unlearned_by_stage_counts_each_cause_in_the_last_and_the_earlier_stages() -> None:
+    diag = pd.DataFrame({"id": ["a", "b", "c", "d", "e"], "learned": [False, True, False, True, False]})
+    truth = pd.Series({"a": "none", "b": "none", "c": "data_conflict", "d": "data_conflict"})  # e: not in truth
+    stage = pd.Series({"a": 0, "b": 1, "c": 1, "d": 0})  # e: no stage, counts as the last
+    counts = bd.unlearned_by_stage(diag, truth, stage)
+    assert counts["n_earlier_none"] == 1 and counts["unlearned_earlier_none"] == 1
+    assert counts["n_last_none"] == 2 and counts["unlearned_last_none"] == 1  # b learned, e unlearned
+    assert counts["n_last_data_conflict"] == 1 and counts["unlearned_last_data_conflict"] == 1
+    assert counts["n_earlier_data_conflict"] == 1 and counts["unlearned_earlier_data_conflict"] == 0
+    table = bd.stage_table([counts, counts])
+    assert table.loc["none", "earlier unlearned"] == "2/2 (100%)"
+    assert table.loc["rare_pattern", "last unlearned"] == "0/0"
+    assert table.loc["data_conflict", "earlier unlearned"] == "0/2 (0%)"
