@@ -4,10 +4,10 @@ Each turns the shared signals (:func:`ilpnb.diagnose.features.signals`) into a s
 [0, 1] and a one-line evidence string. Scores are smooth steps around the points of
 :mod:`ilpnb.diagnose.thresholds` (chance, a majority, a share of the gradient), not fitted
 to any world. Where two causes could explain a sample, the more specific evidence scores
-higher: contradicting near-duplicates in the data (data conflict) and an observed loss after
-the last training step (forgetting) outrank a belief of the base model (pretraining
-conflict), which outranks the generic "the base model does not know it" (missing
-knowledge); a rare pattern is what remains when the base model knows the answer.
+higher: contradicting near-duplicates in the data (data conflict) and an answer lost after
+the last training step to the form of later-trained ones (forgetting) outrank a belief of the
+base model (pretraining conflict), which outranks the generic "the base model does not know
+it" (missing knowledge); a rare form of the prompt or the answer is more specific than that too.
 """
 
 from __future__ import annotations
@@ -121,11 +121,12 @@ class DataConflict(Detector):
 
 
 class LeftForgetting(Detector):
-    """Reproduced after its last training step, lost later."""
+    """Reproduced after its last training step, lost later, its answer in a later one's form."""
 
     name = "left_forgetting"
     description = ("Reproduced at an evaluation after the last step that trained it, and lost by the end: later "
-                   "updates on other samples (its likely interferers) overwrote it.")
+                   "updates on other samples (its likely interferers) overwrote it, and its final answer took "
+                   "the form of theirs.")
 
     def detect(self, ctx: DiagnosisContext) -> DetectorResult:
         s = signals(ctx)
@@ -133,17 +134,26 @@ class LeftForgetting(Detector):
         # belief the model drifted back to is a pretraining conflict: forgetting is the loss of
         # something the model had (and the base model knew)
         drift = _believes(s) * s["output_is_base_alt"].astype(float)
-        score = 0.93 * s["forgotten"].astype(float).to_numpy() * _known(s) * (1.0 - drift)
+        # interference leaves a trace: the answer took the form of a later-trained similar
+        # one; a sample that kept its form and lost its content drifted with everything else
+        # in later training — forgetting without a cause to name, evidence below attribution.
+        # The trace is evidence enough that the model had the sample and lost it to others,
+        # whatever the base model knew; without it, only a sample the base model knew counts
+        taken = s["takes_later_form"].astype(bool).to_numpy()
+        weight = np.where(taken, 0.93, 0.45 * _known(s))
+        score = weight * s["forgotten"].astype(float).to_numpy() * (1.0 - drift)
         interf = ctx.info.get("interferers", {})
         ev = []
-        for i, f, lt, ll, lost in zip(ctx.ids, s["forgotten"], s["last_trained_step"], s["last_learned_step"],
-                                      s["steps_lost"]):
+        for i, f, lt, ll, lost, tk in zip(ctx.ids, s["forgotten"], s["last_trained_step"], s["last_learned_step"],
+                                          s["steps_lost"], taken):
             if not f:
                 ev.append(f"not reproduced after its last training step (step {lt})")
                 continue
             near = ", ".join(f"{j} ({v:.2f})" for j, v in interf.get(i, []))
             ev.append(f"last trained at step {lt}, still reproduced at step {ll}, lost {lost} steps before the end"
-                      + (f"; likely interferers: {near}" if near else ""))
+                      + (f"; likely interferers: {near}" if near else "")
+                      + ("; its final answer took the form of a later-trained answer" if tk
+                         else "; its final answer kept its own form (content lost, no interferer's form)"))
         return DetectorResult(pd.Series(score, index=ctx.ids), pd.Series(ev, index=ctx.ids))
 
 
@@ -151,19 +161,24 @@ class RarePattern(Detector):
     """A rare or complex pattern that training had not finished optimising."""
 
     name = "rare_pattern"
-    description = ("The base model knows the answer, but few samples share the example's pattern (little of "
-                   "each epoch's gradient) or its loss is still falling at the end; partly right, not exact.")
+    description = ("Few samples share the form of its answer or of its prompt (little of each epoch's "
+                   "gradient), or the base model knows the answer and its loss is still falling at the end.")
 
     def detect(self, ctx: DiagnosisContext) -> DetectorResult:
         s = signals(ctx)
         known = _known(s)
         falling = squash(-s["rel_slope"], -FALLING_SLOPE, 0.01)
         rare = s["rare"].astype(float).to_numpy()
-        score = known * (0.8 * rare + 0.6 * falling * (1.0 - rare))
-        ev = [f"{c} other sample(s) share its pattern" + (" (rare)" if r else "")
+        # a rare form is more specific than "the base model does not know it" (a rare phrasing
+        # or answer shape is also one the base model answers badly), so it outranks missing
+        # knowledge (0.85) whatever the knowledge; a loss still falling counts where the base
+        # model knows the answer
+        score = 0.88 * rare + 0.6 * falling * known * (1.0 - rare)
+        ev = [f"{a} answer(s) share its answer's form, {p} its prompt's" + (" (rare)" if r else "")
+              + f"; {c} close in embedding"
               + f"; loss slope {rs:+.1%} per point at the end; final token accuracy {_fmt(ta)}; gold known {_fmt(k)}"
-              for c, r, rs, ta, k in zip(s["pattern_count"], s["rare"], s["rel_slope"], s["final_token_acc"],
-                                         s["knowledge"])]
+              for a, p, c, r, rs, ta, k in zip(s["answer_form_count"], s["prompt_form_count"], s["pattern_count"],
+                                               s["rare"], s["rel_slope"], s["final_token_acc"], s["knowledge"])]
         return DetectorResult(pd.Series(score, index=ctx.ids), pd.Series(ev, index=ctx.ids))
 
 

@@ -12,7 +12,8 @@ run — never from how a world was written:
 * **siblings** — near-duplicate prompts by meaning with a different answer (conflicting) or
   the same one (consistent), and whether the final output is a sibling's answer;
 * **forgetting** — reproduced at an evaluation after its last training step and lost by the
-  end (:mod:`ilpnb.diagnose.schedule`), with the steps lost and the likely interferers;
+  end (:mod:`ilpnb.diagnose.schedule`), with the steps lost and the likely interferers, and
+  whether the final answer took the form of a later-trained one (:mod:`ilpnb.diagnose.forms`);
 * **optimisation** — the loss still falling at the end (relative slope), the final token
   accuracy, and how many samples share the example's pattern (rare patterns get little of
   each epoch's gradient).
@@ -30,6 +31,7 @@ import pandas as pd
 
 from ilpnb.diagnose.base import DiagnosisContext
 from ilpnb.diagnose.evidence import consistent_answers
+from ilpnb.diagnose.forms import form_rarity, takes_later_form
 from ilpnb.diagnose.similarity import normalize_text
 from ilpnb.diagnose.thresholds import BELIEF_SHARE, RARE_MIN_COUNT, RARE_SHARE, SAMPLED_KNOWN, SIBLING_SIM
 
@@ -114,12 +116,22 @@ def _forgetting(ctx: DiagnosisContext, out: pd.DataFrame) -> None:
     table = ctx.info.get("forgetting")
     if table is None:
         out["forgotten"], out["steps_lost"], out["last_trained_step"], out["last_learned_step"] = False, 0, 0, -1
+        out["takes_later_form"] = False
         return
     t = table.reindex(ctx.ids)
     out["forgotten"] = t["forgotten"].fillna(False).astype(bool).to_numpy()
     out["steps_lost"] = t["steps_lost"].fillna(0).astype(int).to_numpy()
     out["last_trained_step"] = t["last_trained_step"].fillna(0).astype(int).to_numpy()
     out["last_learned_step"] = t["last_learned_step"].fillna(-1).astype(int).to_numpy()
+    forgotten = [i for i, f in zip(ctx.ids, out["forgotten"]) if f]
+    interf = ctx.info.get("interferers")
+    if interf is not None:  # the most similar samples trained later
+        later = {i: [j for j, _ in interf.get(i, [])] for i in forgotten}
+    else:  # without the model's similarities: every sample trained later
+        steps = table["last_trained_step"]
+        later = {i: steps.index[steps > steps[i]].tolist() for i in forgotten}
+    taken = takes_later_form(forgotten, dict(zip(ctx.ids, out["final_output"])), ctx.records["response"], later)
+    out["takes_later_form"] = taken.reindex(ctx.ids, fill_value=False).to_numpy(dtype=bool)
 
 
 def _optimisation(ctx: DiagnosisContext, out: pd.DataFrame) -> None:
@@ -130,12 +142,17 @@ def _optimisation(ctx: DiagnosisContext, out: pd.DataFrame) -> None:
     out["final_token_acc"] = ctx.final.reindex(ctx.ids)["token_acc"].astype(float).to_numpy()
     patterns = ctx.info.get("patterns")
     n = len(ctx.ids)
+    # the pattern's frequency: how many samples share the answer's form or the prompt's
+    # (ilpnb.diagnose.forms); the embedding cluster size is reported beside it
+    forms = form_rarity(ctx.records.reindex(ctx.ids), max(RARE_MIN_COUNT, RARE_SHARE * n))
+    out["answer_form_count"] = forms["answer_form_count"].to_numpy()
+    out["prompt_form_count"] = forms["prompt_form_count"].to_numpy()
+    out["form_count"] = forms["form_count"].to_numpy()
+    out["rare"] = forms["rare_form"].to_numpy(dtype=bool)
     if patterns is not None:
-        count = patterns.reindex(ctx.ids)["pattern_count"].fillna(0).astype(int).to_numpy()
-        out["pattern_count"] = count
-        out["rare"] = count <= max(RARE_MIN_COUNT, RARE_SHARE * n)
+        out["pattern_count"] = patterns.reindex(ctx.ids)["pattern_count"].fillna(0).astype(int).to_numpy()
     else:
-        out["pattern_count"], out["rare"] = -1, False
+        out["pattern_count"] = -1
 
 
 def _probes(ctx: DiagnosisContext, out: pd.DataFrame) -> None:
@@ -155,8 +172,9 @@ def signals(ctx: DiagnosisContext) -> pd.DataFrame:
     options), ``gold_share``, ``category``, ``knowledge``, ``sampled_known``, ``base_alt``,
     ``base_alt_share``, ``belief``, ``ap_belief``, ``ap_knows``, ``final_output``,
     ``output_is_base_alt``, ``sibling_sim``, ``n_conflicting``, ``n_consistent``,
-    ``output_is_sibling``, ``forgotten``, ``steps_lost``, ``last_trained_step``, ``slope``,
-    ``rel_slope``, ``final_token_acc``, ``pattern_count``, ``rare``, ``probe_blind``,
+    ``output_is_sibling``, ``forgotten``, ``takes_later_form``, ``steps_lost``, ``last_trained_step``, ``slope``,
+    ``rel_slope``, ``final_token_acc``, ``answer_form_count``, ``prompt_form_count``, ``form_count``,
+    ``pattern_count``, ``rare``, ``probe_blind``,
     ``probe_known``, ``js_final``.
     """
     if "signals" in ctx.info:

@@ -17,6 +17,8 @@ __all__ = [
     "RARE_SHARE",
     "RARE_MIN_COUNT",
     "FALLING_SLOPE",
+    "FORM_WORD_SHARE",
+    "FORM_WORD_MIN",
     "ATTRIBUTE",
     "EVIDENCE_FLOOR",
 ]
@@ -48,6 +50,13 @@ RARE_MIN_COUNT = 3
 #: (-2% per point: the convergence rule's relative tolerance, so a stage may converge overall
 #: while single samples still improve).
 FALLING_SLOPE = -0.02
+#: A word belongs to the *form* of answers (:mod:`ilpnb.diagnose.forms`) when at least this
+#: share of the SFT set's answers use it: phrasing recurs across many answers, a value (a
+#: name, a colour) across a few ...
+FORM_WORD_SHARE = 0.05
+#: ... and at least this many answers: in a set of a few dozen answers 5% is two or three,
+#: which one value repeated by chance reaches; eight is a pattern, not a coincidence.
+FORM_WORD_MIN = 8
 #: A cause is attributed when its detector scores at least this: more likely than not.
 ATTRIBUTE = 0.5
 #: Detectors below this are not listed in an unattributed sample's evidence.

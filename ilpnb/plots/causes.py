@@ -421,21 +421,24 @@ def plot_aligned_reproduction(table: pd.DataFrame, ax: Axes | None = None, min_n
 
 
 def plot_rare_map(signals: pd.DataFrame, groups: pd.Series, highlight: str, rare_max: float,
-                  only: pd.Series | None = None, ax: Axes | None = None) -> Axes:
+                  only: pd.Series | None = None, ax: Axes | None = None, count: str = "pattern_count") -> Axes:
     """How many other samples share each example's pattern (x; a symmetric log scale beyond 20)
     against its loss change per evaluation point relative to its final loss (y); shaded: rare,
     dotted: the loss still falls.
 
     Args:
-        signals: ``pattern_count`` and ``rel_slope`` per id.
+        signals: ``count`` and ``rel_slope`` per id.
         groups: id -> group (the planted cause, for reading).
         highlight: the group drawn red.
         rare_max: the largest pattern count that is rare.
         only: optional id -> keep (e.g. unlearned samples).
         ax: axes to draw on.
+        count: the column counted: ``pattern_count`` (close in embedding) or ``form_count``
+            (sharing the prompt's or the answer's form, :mod:`ilpnb.diagnose.forms`).
     """
     ax = get_ax(ax, (6.0, 4.0))
-    s = signals.loc[_keep(signals.index, only), ["pattern_count", "rel_slope"]].astype(float).dropna()
+    s = signals.loc[_keep(signals.index, only), [count, "rel_slope"]].astype(float).dropna()
+    s = s.rename(columns={count: "pattern_count"})
     top = max(float(s["pattern_count"].max()) if len(s) else 0.0, rare_max)
     if top > 20:
         ax.set_xscale("symlog", linthresh=1)
@@ -444,7 +447,7 @@ def plot_rare_map(signals: pd.DataFrame, groups: pd.Series, highlight: str, rare
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.axvspan(-0.5, rare_max + 0.5, color="grey", alpha=0.1, lw=0, label="rare pattern")
     ax.axhline(FALLING_SLOPE, color="black", linestyle=":", linewidth=1, label="loss still falling below")
-    ax.set_xlabel("other samples sharing its pattern")
+    ax.set_xlabel("other samples sharing its pattern" if count == "pattern_count" else "samples sharing its form")
     ax.set_ylabel("relative loss slope at the end")
     if s.empty:
         return _note(ax, "no samples")
