@@ -67,6 +67,10 @@ WORLDS: list[dict[str, Any]] = [
      "change": {"seed": 5, "counts": {"none": 150, "missing_knowledge": 40, "pretrain_conflict": 40,
                                       "data_conflict": 30, "left_forgetting": 0, "rare_pattern": 30}}},
     {"name": "project seed 2, default mix", "tag": "p-s2", "family": PROJECT, "change": {"seed": 2}},
+    # added after the answer-form signals were chosen while looking at held-out seeds 0 and 2:
+    # held-out worlds nobody had looked at when those rules were written
+    {"name": "held-out seed 3, default mix", "tag": "h-s3", "family": HELDOUT, "seed": 3, "size": "default"},
+    {"name": "held-out seed 4, small world", "tag": "h-s4-small", "family": HELDOUT, "seed": 4, "size": "small"},
 ]
 
 

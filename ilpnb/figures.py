@@ -13,7 +13,8 @@ nothing is written. The file (schema 1) holds:
 * ``git``: ``commit`` (short hash, None outside a checkout) and ``dirty`` (uncommitted changes
   to tracked or untracked files, ``benchmarks/results/`` aside);
 * ``machine``: ``cpus``, ``cpu_model``, ``platform``, ``python``, ``torch``,
-  ``torch_threads``, ``omp_num_threads`` (the variable, None unset), ``gpu`` (None without
+  ``torch_threads``, ``cpu_capability`` (torch's vector code path), ``transformers``,
+  ``peft``, ``accelerate``, ``omp_num_threads`` (the variable, None unset), ``gpu`` (None without
   CUDA), ``load_average`` (1, 5 and 15 minutes, when the file is written);
 * ``preset`` (None where the benchmark has none), ``seeds`` (a mapping from what is seeded to
   the list of seeds, e.g. ``{"sft": [0, 1]}``; empty where nothing random is measured),
@@ -139,7 +140,8 @@ def write_results(args: argparse.Namespace | str | None, script: str | Path, fig
 
 
 def machine_info() -> dict[str, Any]:
-    """CPU count and model, platform, Python, torch and its threads, GPU, load average."""
+    """CPU count and model, platform, Python, torch, its threads and CPU code path, GPU, load average,
+    and the versions of the libraries that train (transformers, peft, accelerate)."""
     info: dict[str, Any] = {"cpus": os.cpu_count(), "cpu_model": _cpu_model(), "platform": platform.platform(),
                             "python": platform.python_version(), "torch": None, "torch_threads": None,
                             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "gpu": None,
@@ -148,10 +150,21 @@ def machine_info() -> dict[str, Any]:
         import torch
 
         info.update(torch=torch.__version__.split("+")[0], torch_threads=torch.get_num_threads())
+        # the vector code path torch's CPU kernels use (AVX2, AVX512, ...): the figures of
+        # seeded runs differ between paths (the Makefile pins one, CPU_ISA)
+        capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", None)
+        info["cpu_capability"] = capability() if capability else None
         if torch.cuda.is_available():
             info["gpu"] = f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
     except ImportError:
         pass
+    from importlib import metadata
+
+    for name in ("transformers", "peft", "accelerate"):
+        try:
+            info[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            info[name] = None
     if hasattr(os, "getloadavg"):
         info["load_average"] = [round(x, 2) for x in os.getloadavg()]
     return info

@@ -144,7 +144,12 @@ def test_write_results_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert data["benchmark"] == "bench_thing" and data["schema"] == 1
     assert data["command"][1:] == ["--seeds", "2"]  # --json left out
     assert data["seeds"] == {"sft": [0, 1]} and data["preset"] == "smoke" and data["settings"] == {"seeds": 2}
-    assert {"cpus", "platform", "torch_threads", "load_average", "gpu"} <= set(data["machine"])
+    assert {"cpus", "platform", "torch_threads", "load_average", "gpu", "cpu_capability", "transformers"} <= set(
+        data["machine"])
+    import torch
+
+    assert data["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert data["machine"]["transformers"]  # installed: its version is recorded
     assert set(data["git"]) == {"commit", "dirty"} and data["date"]
     assert data["figures"] == [{"key": "k", "what": "what", "value": 0.5, "unit": "s", "digits": 2, "n": 2}]
     other = write_results(str(tmp_path / "x" / "out.json"), script, [figure("k", "w", 1)])

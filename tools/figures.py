@@ -124,7 +124,8 @@ def format_machine(result: Mapping[str, Any]) -> str:
     parts[0] += f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"
     threads = m.get("torch_threads")
     if threads is not None:
-        parts.append(f"{threads} torch thread{'s' if threads != 1 else ''}")
+        parts.append(f"{threads} torch thread{'s' if threads != 1 else ''}"
+                     + (f" ({m['cpu_capability']})" if m.get("cpu_capability") else ""))
     load = m.get("load_average")
     if load:
         parts.append(f"load {load[1]:.1f}")
