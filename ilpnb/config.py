@@ -107,6 +107,8 @@ class SFTConfig:
     converge_loss_tol: float = setting(0.01, help="absolute tolerance of the mean loss movement (nats per token)")
     converge_rel_tol: float = setting(0.02, help="tolerance of the mean loss movement relative to the mean loss")
     converge_flip_share: float = setting(0.02, help="largest share of samples whose verdict may change in the window")
+    converge_min_lr_share: float = setting(0.1, help="learning rate (share of its peak) below which a flat loss is the "
+                                                     "schedule's annealing, not convergence")
     lr_scheduler: str = setting("cosine", help="transformers' learning-rate schedule over the epochs of a stage")
     warmup_ratio: float = setting(0.05, help="share of a stage's steps spent warming the learning rate up")
     weight_decay: float = setting(0.0, help="AdamW weight decay")

@@ -16,6 +16,12 @@ point when, over the last ``window`` points (that one included):
   them — is not counted: more training does not settle it, its forgetting events are a
   finding (the report counts them), and on a small set one such pair is more than any share;
 
+* the learning rate is at least ``min_lr_share`` of its peak: under a rate the schedule has
+  annealed towards zero every loss goes flat and every verdict freezes — that is the schedule
+  stopping the optimisation, not the optimisation finishing (a cosine schedule over the cap
+  is below 10% of its peak in its last fifth). A stage that only flattens there reaches the
+  cap and is reported as not converged, with the reason;
+
 and the stage has trained for at least ``window`` points. Every stage gets a status —
 ``converged at step S`` or ``not converged: stopped at the cap`` — written to
 ``RUN/convergence.json`` and printed; a run with the rule switched off says so too.
@@ -23,12 +29,13 @@ and the stage has trained for at least ``window`` points. Every stage gets a sta
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["ConvergenceRule", "ConvergenceMonitor", "StageStatus", "describe"]
+__all__ = ["ConvergenceRule", "ConvergenceMonitor", "StageStatus", "describe", "lr_share"]
 
 
 @dataclass(frozen=True)
@@ -44,17 +51,21 @@ class ConvergenceRule:
         flip_share: largest share of samples whose verdict may still change within the
             window (2%: a few oscillating samples are a finding, forgetting, not a reason
             to train on).
+        min_lr_share: the learning rate, as a share of its peak, below which a flat loss
+            says nothing (10%: a tenth of the rate moves the weights a tenth as far per
+            step, so a plateau there is the schedule's).
     """
 
     window: int = 3
     loss_tol: float = 0.01
     rel_tol: float = 0.02
     flip_share: float = 0.02
+    min_lr_share: float = 0.1
 
     def __post_init__(self) -> None:
         if self.window < 2:
             raise ValueError(f"convergence window must be at least 2 points, got {self.window}")
-        if min(self.loss_tol, self.rel_tol, self.flip_share) < 0:
+        if min(self.loss_tol, self.rel_tol, self.flip_share, self.min_lr_share) < 0:
             raise ValueError("convergence tolerances must be non-negative")
 
 
@@ -99,9 +110,11 @@ class ConvergenceMonitor:
         self._verdicts: list[np.ndarray] = []
         self.reason = "fewer points than the window"
 
-    def update(self, point: int, step: int, epoch: float, losses: np.ndarray, verdicts: np.ndarray) -> bool:
+    def update(self, point: int, step: int, epoch: float, losses: np.ndarray, verdicts: np.ndarray,
+               lr_share: float | None = None) -> bool:
         """Add a point (per-sample losses and learned verdicts of the stage's samples, in a
-        fixed order); returns whether the stage has now converged."""
+        fixed order, and the learning rate as a share of its peak, None when unknown);
+        returns whether the stage has now converged."""
         losses = np.asarray(losses, dtype=float)
         verdicts = np.asarray(verdicts, dtype=bool)
         if self._verdicts and len(verdicts) != len(self._verdicts[-1]):
@@ -111,7 +124,8 @@ class ConvergenceMonitor:
             self.history.pop()
             self._verdicts.pop()
         self.history.append({"point": point, "step": step, "epoch": epoch, "mean_loss": mean,
-                             "learned_share": float(verdicts.mean()) if len(verdicts) else 0.0})
+                             "learned_share": float(verdicts.mean()) if len(verdicts) else 0.0,
+                             "lr_share": None if lr_share is None else float(lr_share)})
         self._verdicts.append(verdicts)
         return self.converged()
 
@@ -133,12 +147,30 @@ class ConvergenceMonitor:
         self.reason = (f"mean loss {loss[-1]:.4f}, moved {moved:.4f} over {w} points (allowed {allowed:.4f}); "
                        f"{flips:.1%} of samples changed verdict (allowed {self.rule.flip_share:.0%})"
                        + (f", {int(oscillating.sum())} oscillating (not counted)" if oscillating.any() else ""))
-        return moved <= allowed and flips <= self.rule.flip_share
+        lr = self.history[-1].get("lr_share")
+        annealed = lr is not None and lr < self.rule.min_lr_share
+        if annealed:
+            self.reason += (f"; learning rate at {lr:.0%} of its peak (a flat loss counts from "
+                            f"{self.rule.min_lr_share:.0%}: below, the schedule has stopped the optimisation)")
+        return moved <= allowed and flips <= self.rule.flip_share and not annealed
 
     def status(self, converged: bool, step: int, epoch: float, checked: bool = True) -> StageStatus:
         """The stage's final status."""
         reason = self.reason if checked else "the rule is off for this run"
         return StageStatus(self.stage, converged, step, epoch, len(self.history), reason, checked, list(self.history))
+
+
+def lr_share(scheduler: str, step: int, total_steps: int, warmup: float) -> float:
+    """The learning rate at ``step`` of a stage of ``total_steps`` as a share of its peak,
+    under transformers' schedule ``scheduler`` with ``warmup`` (a share of the steps when
+    below 1, else a count, as ``TrainingArguments.warmup_steps`` takes it)."""
+    import torch
+    from transformers import get_scheduler
+
+    n_warm = math.ceil(warmup * total_steps) if warmup < 1 else int(warmup)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = get_scheduler(scheduler, opt, num_warmup_steps=n_warm, num_training_steps=max(total_steps, 1))
+    return float(sched.lr_lambdas[0](min(max(step, 0), total_steps)))
 
 
 def describe(statuses: list[dict[str, Any]]) -> str:

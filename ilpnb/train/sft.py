@@ -31,7 +31,7 @@ from transformers import PrinterCallback, TrainerCallback, TrainingArguments
 from ilpnb.config import SFTConfig, get_preset, override, to_dict
 from ilpnb.runs import RunFolder, read_dynamics
 from ilpnb.probe.criteria import learned as learned_rows
-from ilpnb.train.convergence import ConvergenceMonitor, ConvergenceRule
+from ilpnb.train.convergence import ConvergenceMonitor, ConvergenceRule, lr_share
 from ilpnb.train.derived import summarize_samples
 from ilpnb.train.format import encode_pair
 from ilpnb.train.plan import ResampleOnDrop, relabelled, stage_examples
@@ -221,8 +221,9 @@ class _Run:
         self.resampler = ResampleOnDrop(int((job.plan or {}).get("resample") or 0))
         cfg = job.sft
         self.rule = ConvergenceRule(cfg.converge_window, cfg.converge_loss_tol, cfg.converge_rel_tol,
-                                    cfg.converge_flip_share)
+                                    cfg.converge_flip_share, cfg.converge_min_lr_share)
         self.monitor = ConvergenceMonitor(self.rule)
+        self.stage_steps = 0
         self.stage_idx: list[int] = []
         self.stage_converged = False
         self.last_good = self._newest_checkpoint() or f"{job.model} (the base model; no checkpoint saved yet)"
@@ -362,6 +363,7 @@ class _Run:
                                            cfg.batch_size, cfg.seed, cfg.ordered)
             self.sampler, self.data = sampler, data
             steps = self._steps(len(data))
+            self.stage_steps = steps
             if str(stage) in progress["done"]:
                 done = progress["stages"].get(str(stage), {})
                 self.offset += int(done.get("steps", steps))
@@ -433,7 +435,9 @@ class _Run:
         if criterion == "mc" and "pass@5" not in rows:  # options not scored at this point
             criterion = "exact"
         verdicts = learned_rows(rows, criterion).to_numpy()
-        return self.monitor.update(point, step, epoch, rows["loss"].to_numpy(dtype=float), verdicts)
+        sft = self.job.sft
+        lr = lr_share(sft.lr_scheduler, step - self.offset, self.stage_steps, sft.warmup_ratio)
+        return self.monitor.update(point, step, epoch, rows["loss"].to_numpy(dtype=float), verdicts, lr_share=lr)
 
     def _replay_points(self) -> None:
         """A resumed stage: feed the points already measured back to the monitor — the stored

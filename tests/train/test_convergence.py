@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sft_helpers import Smoke, subset
 
-from ilpnb.train.convergence import ConvergenceMonitor, ConvergenceRule, describe
+from ilpnb.train.convergence import ConvergenceMonitor, ConvergenceRule, describe, lr_share
 from ilpnb.train.sft import load_dynamics, run_sft
 
 
@@ -60,6 +60,23 @@ def test_oscillating_samples_do_not_block_convergence() -> None:
         verdicts[0] = k >= 3
         done = mon.update(k + 1, k + 1, float(k + 1), np.full(n, 0.01), verdicts)
     assert not done and "8.3% of samples changed verdict" in mon.reason
+
+
+def test_a_flat_loss_under_an_annealed_learning_rate_is_not_convergence() -> None:
+    mon = ConvergenceMonitor(ConvergenceRule(window=3, min_lr_share=0.1))
+    flat = [mon.update(k + 1, k + 1, float(k + 1), np.full(10, 0.7), np.zeros(10, bool), lr_share=lr)
+            for k, lr in enumerate([0.5, 0.3, 0.2, 0.09, 0.05])]
+    assert flat == [False, False, True, False, False]
+    assert "learning rate at 5% of its peak" in mon.reason
+    assert mon.history[-1]["lr_share"] == 0.05
+
+
+def test_lr_share_follows_the_transformers_schedule() -> None:
+    assert lr_share("cosine", 50, 100, 0.0) == pytest.approx(0.5)
+    assert lr_share("cosine", 90, 100, 0.0) == pytest.approx(0.5 * (1 + np.cos(np.pi * 0.9)))
+    assert lr_share("cosine", 0, 100, 0.05) == 0.0 and lr_share("cosine", 5, 100, 0.05) == pytest.approx(1.0)
+    assert lr_share("constant", 99, 100, 0.0) == 1.0
+    assert lr_share("linear", 100, 100, 0.0) == 0.0
 
 
 def test_bad_rules_are_refused() -> None:
