@@ -130,9 +130,7 @@ class LeftForgetting(Detector):
 
     def detect(self, ctx: DiagnosisContext) -> DetectorResult:
         s = signals(ctx)
-        # a fact the base model never knew, memorised and then lost, is missing knowledge; a
-        # belief the model drifted back to is a pretraining conflict: forgetting is the loss of
-        # something the model had (and the base model knew)
+        # a belief the model drifted back to is a pretraining conflict, not forgetting
         drift = _believes(s) * s["output_is_base_alt"].astype(float)
         # interference leaves a trace: the answer took the form of a later-trained similar
         # one; a sample that kept its form and lost its content drifted with everything else
