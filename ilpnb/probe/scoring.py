@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["Scores", "score_continuations", "score_shared_context", "option_probabilities", "cache_keyword"]
+__all__ = ["Scores", "score_continuations", "score_shared_context", "option_probabilities", "cache_keyword",
+           "length_batches", "free_positions"]
 
 
 @dataclass
@@ -93,7 +94,8 @@ def score_continuations(
     Args:
         model: a causal LM returning ``.logits``.
         pairs: ``(context_ids, continuation_ids)``; the context must be non-empty.
-        batch_size: pairs per forward pass (pairs are sorted by length to pad little).
+        batch_size: pairs per forward pass at most (pairs are sorted by length and batches cut
+            where padding would grow large: :func:`length_batches`).
         pad_id: id used for right padding (masked out by the attention mask).
         first_logprobs: also return the log-distribution at the first continuation token.
         followers: per pair, more continuations of the same context (e.g. a question's
@@ -116,8 +118,8 @@ def score_continuations(
     cache_kw = cache_keyword(model) if followers is not None and any(followers) else None
     follow: list[Scores | None] = [None] * n
     order = sorted(range(n), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
+    lengths = [len(pairs[i][0]) + len(pairs[i][1]) for i in order]
+    for idx in length_batches(lengths, batch_size, order, free_positions(model) if n else 0.0):
         seqs = [list(pairs[i][0]) + list(pairs[i][1]) for i in idx]
         width = max(len(s) for s in seqs)
         ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
@@ -164,6 +166,49 @@ def score_continuations(
                   followers=None if followers is None else [f if f is not None else empty for f in follow])
 
 
+#: a batch of :func:`score_continuations` is cut where padding would make it this many times its
+#: real tokens, once it holds more padded positions than :func:`free_positions` allows: on a CPU
+#: a big model's pass costs about its padded tokens (SmolLM2-135M: 8 FAQ answers 2.5 s in
+#: batches of 4, 3.1 s padded to the longest in one), a tiny model's little more for 300 rows
+#: than for 3
+PAD_SLACK = 1.25
+#: on a CPU, padded positions x parameters below which a pass costs about its fixed overhead
+#: (no batch is cut for padding below that): the world's tiny models (0.1-0.6M parameters) are
+#: never cut, SmolLM2-135M above 1024 positions
+PAD_FREE_WORK = 10**10
+
+
+def free_positions(model: torch.nn.Module) -> float:
+    """Padded positions a batch may hold whatever its padding: unlimited on a GPU (padding
+    costs little there), else ``max(1024, PAD_FREE_WORK / parameters)``."""
+    if next(model.parameters()).device.type != "cpu":
+        return float("inf")
+    return max(1024.0, PAD_FREE_WORK / max(1, sum(p.numel() for p in model.parameters())))
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, items: Sequence[int] | None = None,
+                   free: float = 1024.0) -> list[list[int]]:
+    """Consecutive batches (filled greedily) of items sorted by ascending ``lengths``: at most ``batch_size``
+    each, and cut where the batch padded to its longest would exceed ``free`` positions and
+    :data:`PAD_SLACK` times its real tokens (``items``: the ids to batch, default
+    ``range(len(lengths))``)."""
+    items = list(range(len(lengths))) if items is None else list(items)
+    if len(items) != len(lengths):
+        raise ValueError(f"length_batches: {len(lengths)} lengths for {len(items)} items")
+    out: list[list[int]] = []
+    real = 0
+    for item, length in zip(items, lengths):
+        if out and len(out[-1]) < max(1, batch_size):
+            padded = (len(out[-1]) + 1) * length  # sorted: this item is the batch's longest
+            if padded <= free or padded <= PAD_SLACK * (real + length):
+                out[-1].append(item)
+                real += length
+                continue
+        out.append([item])
+        real = length
+    return out
+
+
 #: the most (cached + new) token positions the followers of one batch are scored in per
 #: forward pass, beyond one batch-sized piece (0: pieces of a batch's rows). A larger budget
 #: takes fewer passes; the option scores agree with batch-sized pieces to float rounding (the
@@ -187,13 +232,14 @@ def _follow(model: torch.nn.Module, cache: object, cache_kw: str, logits: torch.
     # followers sorted by length and scored in as few pieces as FOLLOWER_TOKENS allows (one
     # forward pass each, the last on the cache itself, the others on a copy): a tiny model's
     # pass costs about the same for 3 rows as for 300, so fewer passes is most of the saving
+    # (pieces also cut where padding the followers would cost a big model on a CPU much more)
     order = sorted(range(len(rows)), key=lambda j: len(rows[j][1]))
     width = mask.shape[1] + max(len(f) for _, f in rows)
     piece = max(len(idx), FOLLOWER_TOKENS // width, 1)
+    pieces = length_batches([len(rows[j][1]) for j in order], piece, order, free_positions(model))
     lp, nt, nc = np.zeros(len(rows)), np.zeros(len(rows), np.int64), np.zeros(len(rows), np.int64)
-    for at in range(0, len(order), piece):
-        part = order[at:at + piece]
-        own = cache if at + piece >= len(order) else copy.deepcopy(cache)
+    for k, part in enumerate(pieces):
+        own = cache if k == len(pieces) - 1 else copy.deepcopy(cache)
         got = _score_on_cache(model, own, cache_kw, last, past, ctx,
                               torch.tensor([rows[j][0] for j in part], device=device), [rows[j][1] for j in part], pad_id)
         lp[part], nt[part], nc[part] = (t.cpu().numpy() for t in got)
