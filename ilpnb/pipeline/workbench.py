@@ -19,7 +19,6 @@ import pandas as pd
 
 from ilpnb.config import Preset, get_preset, to_dict
 from ilpnb.data.world import generate_world
-from ilpnb.models.pretrain import pretrain_base_model, pretrain_info
 from ilpnb.pipeline.steps import record, reuse, settings_hash
 from ilpnb.probe.fidelity import planting_fidelity
 from ilpnb.quiet import quiet
@@ -86,6 +85,8 @@ def ensure_base_model(run: str | Path, preset: str | Preset, progress: bool = Tr
     made = folder.exists("base_model.json") and Path(folder.read_json("base_model.json")["path"]).exists()
     if reuse(folder.path, "base_model", _base_settings(p), made):
         return Path(folder.read_json("base_model.json")["path"])
+    from ilpnb.models.pretrain import pretrain_base_model, pretrain_info  # transformers' Trainer and peft: seconds to import
+
     path = pretrain_base_model(world / "pretrain.txt", p.model, p.pretrain, progress=progress)
     info = pretrain_info(path)
     folder.write_json("base_model.json", {

@@ -62,12 +62,9 @@ import numpy as np
 import pandas as pd
 import torch
 from transformers import (
-    GenerationConfig,
     LogitsProcessor,
     LogitsProcessorList,
     PreTrainedTokenizerBase,
-    StoppingCriteria,
-    StoppingCriteriaList,
 )
 
 from ilpnb.probe.answers import (
@@ -78,6 +75,7 @@ from ilpnb.probe.answers import (
     other_answer_matcher,
     preferred_other,
 )
+from ilpnb.probe.decoding import generate_rows
 from ilpnb.probe.scoring import cache_keyword
 from ilpnb.train.format import encode_pair
 
@@ -225,20 +223,6 @@ class _SeededSampler(LogitsProcessor):
         return out
 
 
-class _RowBudget(StoppingCriteria):
-    """Stops each row after its own number of new tokens (so a row's answer does not depend
-    on the budgets of the other rows in its batch)."""
-
-    def __init__(self, budgets: torch.Tensor, width: int) -> None:
-        self.budgets = budgets
-        self.width = width
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        if self.budgets.device != input_ids.device:
-            self.budgets = self.budgets.to(input_ids.device)
-        return (input_ids.shape[1] - self.width) >= self.budgets
-
-
 def _eos_ids(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> list[int]:
     ids: list[int] = []
     for src in (tokenizer.eos_token_id, getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
@@ -347,20 +331,18 @@ def generate_answers(
                 mask[row, width - len(p):] = 1
             shared = _shared_prefill(model, ids.to(device), mask.to(device), reps, cache_kw)
             ids, mask = ids.repeat_interleave(reps, dim=0), mask.repeat_interleave(reps, dim=0)
-            row_budget = torch.tensor([budgets[i] for i in idx for _ in range(reps)])
+            row_budget = [budgets[i] for i in idx for _ in range(reps)]
             row_keys = np.array([_row_key(seed, keys[i], k) for i in idx for k in range(reps)], dtype=np.uint64)
             sampled = np.array([k > 0 for _ in idx for k in range(reps)])
-            config = GenerationConfig(max_new_tokens=max(1, int(row_budget.max())), do_sample=False, num_beams=1,
-                                      pad_token_id=pad, eos_token_id=eos or None)
-            gen = model.generate(
-                input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config,
-                logits_processor=LogitsProcessorList([_SeededSampler(row_keys, sampled, temperature, width)]),
-                stopping_criteria=StoppingCriteriaList([_RowBudget(row_budget, width)]),
-                **({cache_kw: shared} if shared is not None else {}),
-            )
-            new = gen[:, width:].cpu().tolist()
+
+            def processors(rows: torch.Tensor, keys_: np.ndarray = row_keys, sampled_: np.ndarray = sampled,
+                           width_: int = width) -> LogitsProcessorList:
+                pick = rows.cpu().numpy()
+                return LogitsProcessorList([_SeededSampler(keys_[pick], sampled_[pick], temperature, width_)])
+
+            new = generate_rows(model, ids.to(device), mask.to(device), row_budget, eos, pad, processors,
+                                cache=shared, cache_kw=cache_kw)
             for row, toks in enumerate(new):
-                toks = toks[: int(row_budget[row])]
                 cut = next((j for j, t in enumerate(toks) if t in eos), len(toks))
                 out[idx[row // reps]].append(tokenizer.decode(toks[:cut], skip_special_tokens=True).strip())
     finally:

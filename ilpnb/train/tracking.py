@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from ilpnb.probe.decoding import generate_rows
 from ilpnb.probe.scoring import option_probabilities, score_continuations, score_shared_context
 from ilpnb.train.format import Encoded, encode_pair
 
@@ -68,11 +69,11 @@ def greedy_outputs(
             p = encoded[i].prompt_ids
             ids[row, width - len(p):] = torch.tensor(p)
             mask[row, width - len(p):] = 1
-        new = max(len(encoded[i].response_ids) for i in idx) + extra_tokens
-        gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=new,
-                             do_sample=False, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
+        new = max(len(encoded[i].response_ids) for i in idx) + extra_tokens  # the batch's budget, for every row
+        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+        gen = generate_rows(model, ids.to(device), mask.to(device), [new] * len(idx), eos, pad)
         for row, i in enumerate(idx):
-            out[i] = tokenizer.decode(gen[row, width:], skip_special_tokens=True).strip()
+            out[i] = tokenizer.decode(gen[row], skip_special_tokens=True).strip()
     if was_training:
         model.train()
     return out

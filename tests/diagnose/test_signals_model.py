@@ -258,6 +258,39 @@ def test_shared_prefill_gives_the_answers_of_rows_encoded_alone(chat: bool, monk
     assert shared["samples"].map(len).eq(3).all()
 
 
+@pytest.mark.parametrize("share_prefill", [True, False])
+def test_pruned_decoding_gives_the_answers_of_one_generate_call(share_prefill: bool,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoding in phases that drop the finished rows (as for a real model on a CPU) answers
+    as one uninterrupted generate call: same greedy answers, same seeded samples, each row
+    within its own budget."""
+    from ilpnb.probe import decoding
+
+    tok = make_tokenizer(chat=True)
+    model = make_model(tok, seed=4, hidden=32)
+    words = [w for w in WORDS if w.isalpha()]
+    rng = np.random.default_rng(5)
+    records = [SFTRecord(f"r{i}", " ".join(rng.choice(words, size=int(rng.integers(1, 9)))),
+                         " ".join(rng.choice(words, size=int(rng.integers(1, 12))))) for i in range(14)]
+    kw = dict(n_samples=3, temperature=1.0, margin=6, seed=0, batch_size=7)
+    monkeypatch.setattr(sampling, "SHARE_PREFILL", share_prefill)
+    phases: list[int] = []
+    real_generate = model.generate
+
+    def counted(*args, **kwargs):
+        phases.append(int(kwargs["input_ids"].shape[0]))
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate", counted)
+    whole = sample_answers(model, tok, records, **kw)
+    assert len(phases) == 2  # one call per batch: the tiny model is never pruned
+    phases.clear()
+    monkeypatch.setattr(decoding, "free_positions", lambda m: 0.0)  # as a real model on a CPU
+    pruned = sample_answers(model, tok, records, **kw)
+    assert len(phases) > 2 and min(phases) < max(phases)  # later phases ran on fewer rows
+    pd.testing.assert_frame_equal(pruned, whole)
+
+
 # ------------------------------------------------------------------ automatic probes
 
 
