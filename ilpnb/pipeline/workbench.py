@@ -85,7 +85,10 @@ def ensure_base_model(run: str | Path, preset: str | Preset, progress: bool = Tr
     made = folder.exists("base_model.json") and Path(folder.read_json("base_model.json")["path"]).exists()
     if reuse(folder.path, "base_model", _base_settings(p), made):
         return Path(folder.read_json("base_model.json")["path"])
-    from ilpnb.models.pretrain import pretrain_base_model, pretrain_info  # transformers' Trainer and peft: seconds to import
+    from ilpnb.models.pretrain import (  # transformers' Trainer and peft: seconds to import
+        pretrain_base_model,
+        pretrain_info,
+    )
 
     path = pretrain_base_model(world / "pretrain.txt", p.model, p.pretrain, progress=progress)
     info = pretrain_info(path)
