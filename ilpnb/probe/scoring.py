@@ -80,6 +80,45 @@ def _logits_from(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, 
     return out.logits[:, start:], getattr(out, cache_kw) if cache_kw else None
 
 
+#: encode the tokens every sequence of a batch starts with (a chat template's system prompt and
+#: header) once, its key/value cache expanded over the batch, where that saves a real model work
+#: (:func:`_shared_prefix`); False: every row encodes its whole sequence (the tests' reference)
+SHARE_PREFIX = True
+#: the shortest common prefix worth a pass of its own
+PREFIX_MIN_TOKENS = 4
+
+
+def _shared_prefix(model: torch.nn.Module, seqs: Sequence[Sequence[int]], lo: int) -> int:
+    """Tokens the batch's sequences all start with, at most ``lo`` (the first position whose
+    logits are scored stays in the batch's own pass); 0 where sharing them is not worth it:
+    shorter than :data:`PREFIX_MIN_TOKENS`, a model that takes no cache or position ids, or
+    the positions saved within what :func:`free_positions` says costs nothing."""
+    if not SHARE_PREFIX or len(seqs) < 2 or lo < PREFIX_MIN_TOKENS:
+        return 0
+    first, k = seqs[0], 0
+    limit = min(lo, min(len(s) for s in seqs))
+    while k < limit and all(s[k] == first[k] for s in seqs):
+        k += 1
+    if k < PREFIX_MIN_TOKENS or k * (len(seqs) - 1) <= free_positions(model) or cache_keyword(model) is None:
+        return 0
+    return k
+
+
+def _logits_after_prefix(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, start: int, prefix: int,
+                         want_cache: bool) -> tuple[torch.Tensor, object]:
+    """:func:`_logits_from` with the batch's common first ``prefix`` tokens encoded once (one
+    row), their cache repeated over the rows, and the rest of every row encoded on it."""
+    kw = cache_keyword(model)
+    head = model(input_ids=ids[:1, :prefix], attention_mask=mask[:1, :prefix], use_cache=True, logits_to_keep=1)
+    cache = getattr(head, kw)  # type: ignore[arg-type]
+    cache.batch_repeat_interleave(len(ids))
+    width = ids.shape[1]
+    pos = torch.arange(prefix, width, device=ids.device)[None, :].expand(len(ids), -1)
+    out = model(input_ids=ids[:, prefix:], attention_mask=mask, position_ids=pos, use_cache=True,
+                logits_to_keep=width - start, **{kw: cache})  # type: ignore[arg-type]
+    return out.logits[:, -(width - start):], getattr(out, kw) if want_cache else None  # type: ignore[arg-type]
+
+
 @torch.inference_mode()
 def score_continuations(
     model: torch.nn.Module,
@@ -135,7 +174,11 @@ def score_continuations(
         ids, mask, target = ids.to(device), mask.to(device), target.to(device)
         lo = min(len(pairs[i][0]) for i in idx) - 1  # the first position that predicts a continuation token
         needs_cache = cache_kw is not None and any(followers[i] for i in idx)  # type: ignore[index]
-        logits, cache = _logits_from(model, ids, mask, lo, cache_kw if needs_cache else None)
+        prefix = _shared_prefix(model, seqs, lo)
+        if prefix:
+            logits, cache = _logits_after_prefix(model, ids, mask, lo, prefix, needs_cache)
+        else:
+            logits, cache = _logits_from(model, ids, mask, lo, cache_kw if needs_cache else None)
         if needs_cache:
             _follow(model, cache, cache_kw, logits, mask, pairs, followers, idx, lo, pad_id, follow)  # type: ignore[arg-type]
         logits = logits[:, :-1].float()  # positions lo .. width-2

@@ -1,5 +1,6 @@
-"""Length-aware batches of teacher-forced scoring: cut where padding would cost a big model on
-a CPU, never where it would not, and scores that do not depend on where the batches are cut."""
+"""Cheaper batches of teacher-forced scoring that score as the plain ones do: cut where padding
+would cost a big model on a CPU (never where it would not), and a prefix common to a batch
+encoded once."""
 
 from __future__ import annotations
 
@@ -86,3 +87,43 @@ def test_scores_do_not_depend_on_the_cuts(monkeypatch: pytest.MonkeyPatch) -> No
     for a, b in zip(cut.followers, whole.followers):
         np.testing.assert_allclose(a.logprob, b.logprob, atol=1e-5, rtol=1e-6)
         assert a.n_correct.tolist() == b.n_correct.tolist()
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_a_shared_prefix_encoded_once_scores_as_every_row_alone(arch: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sequences that all start with the same tokens (a chat template's system prompt): the
+    prefix encoded once and its cache repeated over the batch gives the scores, first-token
+    distributions and follower scores of every row encoded whole."""
+    torch.set_num_threads(1)
+    model = build_tiny_model(ModelConfig(arch=arch, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
+                                         max_length=96), _Vocab(), seed=2)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.mul_(4.0)
+    rng = np.random.default_rng(3)
+    head = rng.integers(3, 97, size=11).tolist()
+    pairs = [(head + rng.integers(3, 97, size=int(rng.integers(1, 9))).tolist(),
+              rng.integers(3, 97, size=int(rng.integers(1, 12))).tolist()) for _ in range(9)]
+    followers = [[rng.integers(3, 97, size=int(rng.integers(1, 8))).tolist() for _ in range(2)] for _ in pairs]
+    monkeypatch.setattr(scoring, "free_positions", lambda m: 0.0)  # as a big model on a CPU
+    monkeypatch.setattr(scoring, "SHARE_PREFIX", False)
+    whole = score_continuations(model, pairs, 64, 0, first_logprobs=True, followers=followers)
+    monkeypatch.setattr(scoring, "SHARE_PREFIX", True)
+    seen: list[int] = []
+    real = scoring._shared_prefix
+    monkeypatch.setattr(scoring, "_shared_prefix", lambda *a: seen.append(real(*a)) or seen[-1])
+    shared = score_continuations(model, pairs, 64, 0, first_logprobs=True, followers=followers)
+    assert seen and max(seen) >= 11  # the batches of several rows shared at least the common head
+    np.testing.assert_allclose(shared.logprob, whole.logprob, atol=1e-5, rtol=1e-6)
+    assert shared.n_correct.tolist() == whole.n_correct.tolist()
+    np.testing.assert_allclose(shared.first_logprobs, whole.first_logprobs, atol=1e-5)
+    for a, b in zip(shared.followers, whole.followers):
+        np.testing.assert_allclose(a.logprob, b.logprob, atol=1e-5, rtol=1e-6)
+        assert a.n_correct.tolist() == b.n_correct.tolist()
+
+
+def test_no_prefix_is_shared_where_it_saves_nothing() -> None:
+    model = _tiny()
+    seqs = [[5, 6, 7, 8, 9, 10, 1], [5, 6, 7, 8, 9, 10, 2]]
+    assert scoring._shared_prefix(model, seqs, 6) == 0  # a tiny model: the positions saved are free
+    assert scoring._shared_prefix(model, [[5, 6, 7, 8, 9]], 4) == 0  # one row
