@@ -88,27 +88,28 @@ SHARE_PREFIX = True
 PREFIX_MIN_TOKENS = 4
 
 
-def _shared_prefix(model: torch.nn.Module, seqs: Sequence[Sequence[int]], lo: int) -> int:
+def _shared_prefix(seqs: Sequence[Sequence[int]], lo: int, free: float, kw: str | None) -> int:
     """Tokens the batch's sequences all start with, at most ``lo`` (the first position whose
     logits are scored stays in the batch's own pass); 0 where sharing them is not worth it:
-    shorter than :data:`PREFIX_MIN_TOKENS`, a model that takes no cache or position ids, or
-    the positions saved within what :func:`free_positions` says costs nothing."""
-    if not SHARE_PREFIX or len(seqs) < 2 or lo < PREFIX_MIN_TOKENS:
+    shorter than :data:`PREFIX_MIN_TOKENS`, a model that takes no cache or position ids (no
+    ``kw``, see :func:`cache_keyword`), or the positions saved within the ``free`` ones
+    (:func:`free_positions`)."""
+    if not SHARE_PREFIX or kw is None or len(seqs) < 2 or lo < PREFIX_MIN_TOKENS:
         return 0
     first, k = seqs[0], 0
     limit = min(lo, min(len(s) for s in seqs))
     while k < limit and all(s[k] == first[k] for s in seqs):
         k += 1
-    if k < PREFIX_MIN_TOKENS or k * (len(seqs) - 1) <= free_positions(model) or cache_keyword(model) is None:
+    if k < PREFIX_MIN_TOKENS or k * (len(seqs) - 1) <= free:
         return 0
     return k
 
 
 def _logits_after_prefix(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, start: int, prefix: int,
-                         want_cache: bool) -> tuple[torch.Tensor, object]:
+                         kw: str, want_cache: bool) -> tuple[torch.Tensor, object]:
     """:func:`_logits_from` with the batch's common first ``prefix`` tokens encoded once (one
-    row), their cache repeated over the rows, and the rest of every row encoded on it."""
-    kw = cache_keyword(model)
+    row), their cache repeated over the rows, and the rest of every row encoded on it (``kw``:
+    the forward's cache keyword)."""
     head = model(input_ids=ids[:1, :prefix], attention_mask=mask[:1, :prefix], use_cache=True, logits_to_keep=1)
     cache = getattr(head, kw)  # type: ignore[arg-type]
     cache.batch_repeat_interleave(len(ids))
@@ -154,11 +155,13 @@ def score_continuations(
     device = next(model.parameters()).device
     if followers is not None and len(followers) != n:
         raise ValueError(f"followers: {len(followers)} lists for {n} pairs; give one list per pair")
-    cache_kw = cache_keyword(model) if followers is not None and any(followers) else None
+    kw = cache_keyword(model)
+    cache_kw = kw if followers is not None and any(followers) else None
+    free = free_positions(model) if n else 0.0
     follow: list[Scores | None] = [None] * n
     order = sorted(range(n), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
     lengths = [len(pairs[i][0]) + len(pairs[i][1]) for i in order]
-    for idx in length_batches(lengths, batch_size, order, free_positions(model) if n else 0.0):
+    for idx in length_batches(lengths, batch_size, order, free):
         seqs = [list(pairs[i][0]) + list(pairs[i][1]) for i in idx]
         width = max(len(s) for s in seqs)
         ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
@@ -174,13 +177,14 @@ def score_continuations(
         ids, mask, target = ids.to(device), mask.to(device), target.to(device)
         lo = min(len(pairs[i][0]) for i in idx) - 1  # the first position that predicts a continuation token
         needs_cache = cache_kw is not None and any(followers[i] for i in idx)  # type: ignore[index]
-        prefix = _shared_prefix(model, seqs, lo)
+        prefix = _shared_prefix(seqs, lo, free, kw)
         if prefix:
-            logits, cache = _logits_after_prefix(model, ids, mask, lo, prefix, needs_cache)
+            logits, cache = _logits_after_prefix(model, ids, mask, lo, prefix, kw, needs_cache)  # type: ignore[arg-type]
         else:
             logits, cache = _logits_from(model, ids, mask, lo, cache_kw if needs_cache else None)
         if needs_cache:
-            _follow(model, cache, cache_kw, logits, mask, pairs, followers, idx, lo, pad_id, follow)  # type: ignore[arg-type]
+            _follow(model, cache, cache_kw, logits, mask, pairs, followers,  # type: ignore[arg-type]
+                    idx, lo, pad_id, follow, free)
         logits = logits[:, :-1].float()  # positions lo .. width-2
         tgt = ids[:, lo + 1 :]
         sel = target[:, lo + 1 :]
@@ -261,9 +265,10 @@ FOLLOWER_TOKENS = 16384
 
 def _follow(model: torch.nn.Module, cache: object, cache_kw: str, logits: torch.Tensor, mask: torch.Tensor,
             pairs: Sequence[tuple[Sequence[int], Sequence[int]]], followers: Sequence[Sequence[Sequence[int]]],
-            idx: list[int], lo: int, pad_id: int, out: list[Scores | None]) -> None:
+            idx: list[int], lo: int, pad_id: int, out: list[Scores | None], free: float) -> None:
     """Score a batch's followers on its pass's cache: the cached positions after each context
-    (its own continuation, padding) are masked out, and position ids continue the context's."""
+    (its own continuation, padding) are masked out, and position ids continue the context's
+    (``free``: :func:`free_positions` of the model)."""
     device = logits.device
     ctx = torch.tensor([len(pairs[i][0]) for i in idx], device=device)
     past = mask * (torch.arange(mask.shape[1], device=device)[None, :] < ctx[:, None])
@@ -279,7 +284,7 @@ def _follow(model: torch.nn.Module, cache: object, cache_kw: str, logits: torch.
     order = sorted(range(len(rows)), key=lambda j: len(rows[j][1]))
     width = mask.shape[1] + max(len(f) for _, f in rows)
     piece = max(len(idx), FOLLOWER_TOKENS // width, 1)
-    pieces = length_batches([len(rows[j][1]) for j in order], piece, order, free_positions(model))
+    pieces = length_batches([len(rows[j][1]) for j in order], piece, order, free)
     lp, nt, nc = np.zeros(len(rows)), np.zeros(len(rows), np.int64), np.zeros(len(rows), np.int64)
     for k, part in enumerate(pieces):
         own = cache if k == len(pieces) - 1 else copy.deepcopy(cache)

@@ -21,9 +21,15 @@ class _Vocab:
         return 97
 
 
-def _tiny() -> torch.nn.Module:
-    return build_tiny_model(ModelConfig(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
-                                        max_length=96), _Vocab(), seed=5)
+def _tiny(arch: str = "llama", seed: int = 5, sharp: bool = False) -> torch.nn.Module:
+    """A tiny model; ``sharp``: weights scaled up, so argmax matches are not all ties."""
+    model = build_tiny_model(ModelConfig(arch=arch, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
+                                         max_length=96), _Vocab(), seed=seed)
+    if sharp:
+        with torch.no_grad():
+            for param in model.parameters():
+                param.mul_(4.0)
+    return model
 
 
 def test_batches_cover_every_item_once_in_order_and_respect_the_size() -> None:
@@ -59,10 +65,7 @@ def test_the_world_tiny_model_is_never_cut_on_a_cpu() -> None:
 
 def test_scores_do_not_depend_on_the_cuts(monkeypatch: pytest.MonkeyPatch) -> None:
     torch.set_num_threads(1)
-    model = _tiny()
-    with torch.no_grad():
-        for param in model.parameters():
-            param.mul_(4.0)
+    model = _tiny(sharp=True)
     rng = np.random.default_rng(0)
     pairs = [(rng.integers(3, 97, size=int(rng.integers(1, 30))).tolist(),
               rng.integers(3, 97, size=int(rng.integers(1, 40))).tolist()) for _ in range(23)]
@@ -95,11 +98,7 @@ def test_a_shared_prefix_encoded_once_scores_as_every_row_alone(arch: str, monke
     prefix encoded once and its cache repeated over the batch gives the scores, first-token
     distributions and follower scores of every row encoded whole."""
     torch.set_num_threads(1)
-    model = build_tiny_model(ModelConfig(arch=arch, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
-                                         max_length=96), _Vocab(), seed=2)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.mul_(4.0)
+    model = _tiny(arch, seed=2, sharp=True)
     rng = np.random.default_rng(3)
     head = rng.integers(3, 97, size=11).tolist()
     pairs = [(head + rng.integers(3, 97, size=int(rng.integers(1, 9))).tolist(),
@@ -124,6 +123,9 @@ def test_a_shared_prefix_encoded_once_scores_as_every_row_alone(arch: str, monke
 
 def test_no_prefix_is_shared_where_it_saves_nothing() -> None:
     model = _tiny()
+    free, kw = free_positions(model), scoring.cache_keyword(model)
     seqs = [[5, 6, 7, 8, 9, 10, 1], [5, 6, 7, 8, 9, 10, 2]]
-    assert scoring._shared_prefix(model, seqs, 6) == 0  # a tiny model: the positions saved are free
-    assert scoring._shared_prefix(model, [[5, 6, 7, 8, 9]], 4) == 0  # one row
+    assert scoring._shared_prefix(seqs, 6, free, kw) == 0  # a tiny model: the positions saved are free
+    assert scoring._shared_prefix(seqs, 6, 0.0, kw) == 6  # the same rows where positions cost
+    assert scoring._shared_prefix(seqs, 6, 0.0, None) == 0  # a model without a cache keyword
+    assert scoring._shared_prefix([[5, 6, 7, 8, 9]], 4, 0.0, kw) == 0  # one row
