@@ -155,6 +155,9 @@ class DynamicsConfig:
                             choices=("zero", "mean", "learned"))
     target: str = setting("gold", help="what v scores: the gold answer's first token, the whole gold answer, "
                                        "or each model's own first token", choices=TARGETS)
+    target_tokens: int = setting(0, help="with target 'response': only the gold answer's first K tokens (0: all)")
+    validation_share: float = setting(0.5, help="share of the held-out prompts that choose the stopping step "
+                                                "(validation); the rest report it (test)")
     and_or: bool = setting(True, help="fit the AND-OR split (the published method); off: AND and OR transforms")
     and_or_iterations: int = setting(5000, help="SGD iterations of the AND-OR fit")
     merge_low_order: bool = setting(True, help="merge order-0/1 OR terms into AND (a singleton is one interaction)")
@@ -195,11 +198,14 @@ class DynamicsConfig:
             raise ValueError(f"salient_scale must be 'own' or 'base', got {self.salient_scale!r}")
         if not 0 < self.salient_frac < 1:
             raise ValueError(f"salient_frac must be in (0, 1), got {self.salient_frac}")
+        if not 0 < self.validation_share <= 1 or self.target_tokens < 0:
+            raise ValueError(f"need 0 < validation_share <= 1 and target_tokens >= 0, got "
+                             f"{self.validation_share}, {self.target_tokens}")
         return self
 
     def interaction_settings(self) -> dict[str, Any]:
         """The settings that determine the interactions (stored for resume checks)."""
-        keep = ("max_players", "baseline", "target", "and_or", "and_or_iterations", "merge_low_order")
+        keep = ("max_players", "baseline", "target", "target_tokens", "and_or", "and_or_iterations", "merge_low_order")
         return {k: getattr(self, k) for k in keep}
 
 
@@ -247,6 +253,16 @@ class RealConfig:
     track_options: str = setting("ends", help="score the multiple-choice options at all points or only at the ends "
                                               "(step 0, stage end, final)", choices=("all", "ends"))
     target_tokens: int = setting(4, help="the interaction game's target: the first tokens of the gold answer")
+    dyn_lr: float = setting(1e-4, help="peak learning rate of the interaction study's LoRA run (the study's setup: "
+                                       "LoRA r = sft.lora_r, cosine schedule)")
+    dyn_epochs: int = setting(6, help="epochs of that run (a fixed schedule: the study follows SFT past convergence)")
+    dyn_batch_size: int = setting(4, help="samples per step of that run")
+    dyn_eval_every: int = setting(2, help="steps between its saved checkpoints")
+    dyn_dense: int = setting(8, help="checkpoints followed at the start of that run, every one saved (dense)")
+    dyn_checkpoints: int = setting(11, help="checkpoints followed in all (after the dense ones, spread evenly)")
+    dyn_prompts: int = setting(4, help="held-out questions (known facts no SFT sample asks), half validation, "
+                                       "half test")
+    dyn_players: int = setting(5, help="words per held-out question's game (the most effective ones)")
     diagnose: DiagnoseConfig = setting(help="how the diagnosis questions the real base model",
                                        factory=lambda: DiagnoseConfig(n_samples=4, temperature=0.5, autoprobes=False,
                                                                      batch_size=16))
@@ -285,7 +301,8 @@ PRESETS: dict[str, Preset] = {
         interactions=DynamicsConfig(n_prompts=8, and_or_iterations=500, sft_epochs=6, sft_eval_every=4),
         # minutes on a 2-core CPU (the notebook test tier): 4 steps of 2 (the first is the lr warm-up), 3 points
         real=RealConfig(samples=8, conflict_groups=1, epochs=4, faq_epochs=1, batch_size=2, eval_every=2, prompts=1,
-                        players=5,
+                        players=5, dyn_epochs=2, dyn_eval_every=2, dyn_dense=2, dyn_checkpoints=3, dyn_prompts=2,
+                        dyn_players=4,
                         max_answer_chars=200,
                         diagnose=DiagnoseConfig(n_samples=2, temperature=0.5, autoprobes=False, batch_size=8),
                         world=RealWorldConfig(countries=90, unknown=10, none=8, each=4, n_samples=2)),
@@ -320,6 +337,7 @@ PRESETS: dict[str, Preset] = {
         interactions=DynamicsConfig(n_prompts=48, sft_epochs=8, sft_eval_every=50),
         # the whole set, for a GPU; the diagnosis's own evidence defaults
         real=RealConfig(samples=None, max_answer_chars=None, epochs=30, faq_epochs=30, lora_lr=5e-4, full_lr=2e-5, prompts=4, players=8,
+                        dyn_epochs=30, dyn_eval_every=8, dyn_dense=10, dyn_checkpoints=24, dyn_prompts=16, dyn_players=8,
                         track_options="all", diagnose=DiagnoseConfig(temperature=0.5)),
     ),
 }

@@ -122,11 +122,18 @@ def test_diagnosis_notebook_leaves_contract_table(smoke_run: Path) -> None:
 
 @pytest.mark.skipif("10_sft_denoising_interactions.ipynb" not in NOTEBOOKS, reason="notebook 10 not present")
 def test_interaction_notebooks_leave_tables_and_figures(smoke_run: Path) -> None:
-    run = smoke_run / "sft_interactions"
-    for name in ("interactions.parquet", "interaction_summary.parquet", "interaction_orders.parquet",
-                 "interaction_stopping.json"):
-        assert (run / name).exists(), name
-    assert (smoke_run / "figures" / "10_fate_of_interactions.png").exists()
+    import json
+
+    for run in (smoke_run / "sft_interactions", smoke_run / "real" / "sft-interactions"):  # world, real LLM
+        for name in ("interactions.parquet", "interaction_summary.parquet", "interaction_orders.parquet",
+                     "interaction_stopping.json", "interaction_validation.parquet"):
+            assert (run / name).exists(), (run, name)
+        split = json.loads((run / "interaction_stopping.json").read_text())["split"]
+        assert split["validation"] and split["test"] and not set(split["validation"]) & set(split["test"])
+    real = json.loads((smoke_run / "real" / "sft-interactions" / "config.json").read_text())
+    assert real["sft"]["lora"] and real["sft"]["lr"] == 1e-4 and real["sft"]["lr_scheduler"] == "cosine"
+    for name in ("10_fate_of_interactions.png", "10_real_fate.png", "11_real_stopping.png"):
+        assert (smoke_run / "figures" / name).exists(), name
 
 
 @pytest.mark.skipif("08_mitigation.ipynb" not in NOTEBOOKS, reason="notebook 08 not present")

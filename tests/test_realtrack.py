@@ -183,23 +183,32 @@ def test_diagnosis_and_unlearned_examples_on_real_data(smoke_run: Path, offline:
 @needs_model
 @pytest.mark.slow
 def test_interactions_before_and_after_use_the_same_players_and_target(smoke_run: Path, offline: Path) -> None:
-    from ilpnb.interactions import InteractionResult
+    from ilpnb.interactions import TRACK_SCHEMA
 
     with _one_thread():
         folder = realtrack.ensure_interactions(smoke_run)
     ids = json.loads((folder / "order.json").read_text())
     assert len(ids) == real_settings("smoke").prompts
+    frame = pd.read_parquet(folder / "interactions.parquet")
+    assert list(frame.columns[:len(TRACK_SCHEMA)]) == list(TRACK_SCHEMA)  # the one engine's table
+    steps = sorted(frame["step"].unique())
+    assert len(steps) == 2 and steps[0] == 0
+    infos = [json.loads((folder / "parts" / f"step-{s:06d}.json").read_text())["prompts"] for s in steps]
+    players = {}
     for sid in ids:
-        b = InteractionResult.load(folder / f"base-{sid}.json")
-        t = InteractionResult.load(folder / f"tuned-{sid}.json")
-        assert b.words == t.words and 2 <= b.n_players <= 8
-        assert b.target_ids == t.target_ids and len(b.target_ids) == real_settings("smoke").target_tokens
-        assert not np.allclose(b.values, t.values)  # the fine-tuned model is another game
-        np.testing.assert_allclose(b.reconstruct(), b.values, atol=1e-6)
+        rows = frame[(frame["prompt_id"] == sid) & (frame["kind"] == "and")]
+        words = [tuple(rows[(rows["step"] == s) & (rows["order"] == 1)]["words"]) for s in steps]
+        assert words[0] == words[1] and 2 <= len(words[0]) <= 8
+        players[sid] = list(words[0])
+        assert infos[0][sid]["target"] == infos[1][sid]["target"]
+        b, t = (rows[rows["step"] == s].sort_values("mask") for s in steps)
+        assert not np.allclose(b["value"], t["value"])  # the fine-tuned model is another game
+        for at in (b, t):  # AND interactions add up to v(N)
+            assert at["value"].sum() == pytest.approx(at["v"].iloc[-1], abs=1e-5)
     pairs = realtrack.interaction_pairs(folder, top=5)
     table = pairs[ids[0]]
     assert len(table) == 5 and {"I_base", "I_tuned", "change"} <= set(table.columns)
-    assert table.attrs["players"] == b.words
+    assert table.attrs["players"] == players[ids[0]]
 
 
 @needs_model

@@ -224,7 +224,9 @@ def test_old_sft_flags_set_the_same_fields() -> None:
 # -- the sub-trees per preset: the values of the tables they replaced -----------------------
 COMMON_DYNAMICS = {"baseline": "zero", "target": "gold", "and_or": True, "merge_low_order": True,
                    "salient_frac": 0.05, "salient_scale": "own", "reference": "auto", "reference_arch": "gpt_neox",
-                   "stop_rule": "net", "seed": 0, "sft_stages": "mixed"}
+                   "stop_rule": "net", "seed": 0, "sft_stages": "mixed",
+                   # the validation / test split of the held-out prompts, a response target's length
+                   "validation_share": 0.5, "target_tokens": 0}
 OLD_DYNAMICS = {
     "smoke": {"n_prompts": 8, "max_players": 10, "and_or_iterations": 500, "sft_epochs": 6, "sft_eval_every": 4},
     "default": {"n_prompts": 12, "max_players": 8, "and_or_iterations": 2000, "sft_epochs": 6, "sft_eval_every": 10},

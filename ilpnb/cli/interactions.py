@@ -61,12 +61,15 @@ def run_interactions(args: argparse.Namespace) -> int:
     tables = interaction_dynamics(args.run, prompts=args.prompts, checkpoints=args.checkpoints,
                                   preset=args.preset, fresh=args.fresh, progress=not args.quiet, **changes)
     cols = ["step", "n_preserved", "n_emerged", "n_removed", "rho_salient", "gamma_salient", "val_loss",
-            "heldout_acc"]
+            "test_loss", "test_acc", "test_ce_preserved", "test_ce_all"]
     print(tables.summary[[c for c in cols if c in tables.summary]].round(3).to_string(index=False))
     stop = tables.stopping
+    split = stop.get("split", {})
+    print(f"stopping chosen on {len(split.get('validation', []))} validation prompts, reported on "
+          f"{len(split.get('test', []))} test prompts")
     print(f"interaction-based stop: step {stop['interaction']['step']} — {stop['interaction']['reason']}")
     if stop.get("loss"):
         print(f"loss-based stop:        step {stop['loss']['step']} — {stop['loss']['reason']}")
     print(f"written to {tables.run}: interactions.parquet, interaction_summary.parquet, "
-          "interaction_orders.parquet, interaction_stopping.json")
+          "interaction_orders.parquet, interaction_stopping.json, interaction_validation.parquet")
     return 0

@@ -9,7 +9,8 @@ Modules, in pipeline order:
 * :mod:`.transforms` — exact fast AND (Möbius) and OR transforms, reconstruction, salience;
 * :mod:`.andor` — the AND-OR split with learnable ``p`` and bounded ``q``;
 * :mod:`.result` — :class:`InteractionResult` (JSON save / load, tidy table);
-* :mod:`.compute` — :func:`compute_interactions`, the one-call entry point;
+* :mod:`.compute` — :func:`compute_interactions`, the one-call entry point of one game;
+* :mod:`.tracking` — :func:`track`, the one engine following games across checkpoints (one table);
 * :mod:`.checkpoints` — a run's checkpoints, held-out prompts and their loss / accuracy;
 * :mod:`.dynamics` — preserved / emerged / removed sets, ρ, γ, per-checkpoint summaries;
 * :mod:`.stopping` — the end of the denoising phase and the lowest validation loss;
@@ -32,6 +33,7 @@ from .checkpoints import (
     load_checkpoint,
     read_prompts,
     select_checkpoints,
+    split_prompts,
 )
 from .compute import WARN_PLAYERS, check_players, compute_interactions, resolve_players
 from .dynamics import (
@@ -42,6 +44,7 @@ from .dynamics import (
     generalisation_ratio,
     non_cancelling_ratio,
     order_profile,
+    set_cross_entropy,
     status_masks,
     summarize_dynamics,
     track_sets,
@@ -79,6 +82,7 @@ from .stopping import (
     stopping_summary,
     stopping_table,
 )
+from .tracking import TRACK_SCHEMA, track
 from .transforms import (
     and_interactions,
     and_reconstruct,
@@ -97,6 +101,8 @@ from .value import Target, ValueFunction, auto_batch_size, log_odds
 __all__ = [
     # entry point and result
     "compute_interactions",
+    "track",
+    "TRACK_SCHEMA",
     "InteractionResult",
     "InteractionInputError",
     # players
@@ -152,6 +158,7 @@ __all__ = [
     "Checkpoint",
     "list_checkpoints",
     "select_checkpoints",
+    "split_prompts",
     "load_checkpoint",
     "read_prompts",
     "heldout_prompts",
@@ -165,6 +172,7 @@ __all__ = [
     "assign_status",
     "non_cancelling_ratio",
     "generalisation_ratio",
+    "set_cross_entropy",
     "add_generalisation",
     "summarize_dynamics",
     "order_profile",

@@ -8,6 +8,8 @@
   ``(subject, relation)`` no SFT sample asks about (a profile sample covers all of its
   subject's relations; ``lives_in`` and ``country`` count as one), facts stated in the pretraining corpus first, relations balanced,
   drawn with a seed; :func:`read_prompts` reads any SFT-record file instead;
+* :func:`split_prompts` — the held-out prompts split into disjoint validation prompts (which
+  choose a stopping step) and test prompts (which report what it buys);
 * :func:`heldout_metrics` — teacher-forced validation loss and exact reproduction of the gold
   answers on the held-out prompts.
 """
@@ -37,7 +39,10 @@ __all__ = [
     "quiet_loading",
     "read_prompts",
     "select_checkpoints",
+    "split_prompts",
 ]
+
+SPLITS = ("validation", "test")
 
 _LINKED = ("lives_in", "country")
 _PROBE = re.compile(r"^\s*Q:\s*(.*?)\s*A:\s*$", re.S)
@@ -120,10 +125,25 @@ def _load(checkpoint: Checkpoint | str | Path) -> tuple[Any, Any]:
         from peft import PeftModel
         from transformers import AutoTokenizer
 
-        base, _ = load_model_and_tokenizer(checkpoint.base_model)
-        model = PeftModel.from_pretrained(base, checkpoint.path).merge_and_unload()
+        model = PeftModel.from_pretrained(_base_copy(checkpoint.base_model), checkpoint.path).merge_and_unload()
         return model.eval(), AutoTokenizer.from_pretrained(checkpoint.path)
     return load_model_and_tokenizer(checkpoint.path)
+
+
+_BASE: dict[str, Any] = {}
+
+
+def _base_copy(name: str) -> Any:
+    """A fresh copy of a LoRA run's base model: loaded once per process (a packaged GGUF model is
+    de-quantized on every load), copied for each checkpoint (merging changes the weights)."""
+    import copy
+
+    from ilpnb.models.registry import load_model_and_tokenizer
+
+    if name not in _BASE:
+        _BASE.clear()  # one base model kept at a time
+        _BASE[name] = load_model_and_tokenizer(name)[0]
+    return copy.deepcopy(_BASE[name])
 
 
 def read_prompts(path: str | Path) -> list[SFTRecord]:
@@ -214,6 +234,28 @@ def _round_robin(groups: dict[str, list[dict[str, Any]]], n: int, rng: random.Ra
             if pools[k] and len(out) < n:
                 out.append(pools[k].pop())
     return out
+
+
+def split_prompts(prompts: Sequence[SFTRecord], share: float = 0.5, seed: int = 0) -> dict[str, str]:
+    """Each held-out prompt's split: ``"validation"`` (chooses the stopping step) or ``"test"``
+    (reports it), disjoint.
+
+    Records whose ``meta["split"]`` is ``validation`` or ``test`` keep it (a prompts file can fix
+    the split); the others are drawn with ``seed``: ``round(share · n)`` of them (at least one,
+    and at least one left for test when there are two or more) are validation prompts.
+
+    Raises:
+        ValueError: A ``meta["split"]`` other than validation / test.
+    """
+    fixed = {str(p.id): p.meta.get("split") for p in prompts if p.meta.get("split") is not None}
+    bad = {k: v for k, v in fixed.items() if v not in SPLITS}
+    if bad:
+        raise ValueError(f"held-out prompts: meta 'split' must be one of {SPLITS}; got {bad}")
+    free = sorted(str(p.id) for p in prompts if str(p.id) not in fixed)
+    random.Random(seed).shuffle(free)
+    n = len(free)
+    k = min(max(1, round(share * n)), n - 1) if n >= 2 else n
+    return {**fixed, **{i: ("validation" if j < k else "test") for j, i in enumerate(free)}}
 
 
 def heldout_metrics(model: Any, tokenizer: Any, prompts: Sequence[SFTRecord], max_length: int | None = None,

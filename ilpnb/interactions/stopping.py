@@ -152,8 +152,8 @@ def lowest_loss(steps: Sequence[int], losses: Sequence[float]) -> StoppingPoint:
 
 
 def stopping_summary(summary: pd.DataFrame, rule: str = "net",
-                     metrics: Sequence[str] = ("val_loss", "heldout_acc", "heldout_first_acc", "train_exact",
-                                               "train_loss")
+                     metrics: Sequence[str] = ("val_loss", "test_loss", "test_acc", "test_first_acc",
+                                               "heldout_acc", "train_exact", "train_loss")
                      ) -> dict[str, Any]:
     """Interaction-based and loss-based stopping points, and what each buys.
 
@@ -185,7 +185,7 @@ def stopping_summary(summary: pd.DataFrame, rule: str = "net",
 
 
 def rule_table(summary: pd.DataFrame,
-               metrics: Sequence[str] = ("val_loss", "heldout_acc", "heldout_first_acc", "train_exact")
+               metrics: Sequence[str] = ("val_loss", "test_loss", "test_acc", "test_first_acc", "train_exact")
                ) -> pd.DataFrame:
     """Every stopping rule on one summary: its step, whether it found an end, and the metrics there.
 

@@ -5,8 +5,9 @@ The library below (``data``, ``models``, ``train``, ``probe``, ``diagnose``, ``m
 here make them: :mod:`.workbench` (a notebook run's world, base model, probe report, diagnosis),
 :mod:`.realtrack` (the packaged real model on packaged real data), :mod:`.realworld` (real
 facts the real model is measured to know, with every cause planted), :mod:`.sweep` (interactions
-across a fine-tuning run's checkpoints), :mod:`.interactions` (the notebooks' interaction run)
-and :mod:`.interaction_report` (its findings in words), :mod:`.notebook_runner` and
+across a fine-tuning run's checkpoints), :mod:`.interactions` and :mod:`.real_interactions` (the
+notebooks' interaction runs on the world and on the real LLM) and :mod:`.interaction_report`
+(their findings in words), :mod:`.notebook_runner` and
 :mod:`.run_index` (``ilpnb run`` and the run's ``index.html``). The command line
 (:mod:`ilpnb.cli`) sits on top. Nothing in the library imports this package
 (``tests/test_layers.py`` checks it).
@@ -23,7 +24,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".realworld": ("build_realworld", "measure_knowledge", "planting_fidelity"),
     ".sweep": ("DynamicsTables", "interaction_dynamics", "reference_model", "rescore"),
     ".interactions": ("ensure_interaction_dynamics", "ensure_interaction_run"),
-    ".interaction_report": ("describe_dynamics", "describe_stopping", "heldout_table"),
+    ".real_interactions": ("ensure_real_interaction_dynamics", "ensure_real_interaction_run", "real_heldout_prompts"),
+    ".interaction_report": ("describe_dynamics", "describe_sets", "describe_stopping", "findings", "heldout_table", "set_table"),
     ".notebook_runner": ("run_notebooks", "find_notebooks"),
     ".run_index": ("build_index",),
 }

@@ -98,7 +98,8 @@ def real_settings(preset: str | Preset) -> RealTrackSettings:
         KeyError: unknown preset (the message lists the known ones).
     """
     p = preset if isinstance(preset, Preset) else get_preset(preset)
-    real = {f.name: getattr(p.real, f.name) for f in fields(p.real) if f.name not in ("diagnose", "world")}
+    real = {f.name: getattr(p.real, f.name) for f in fields(p.real)
+            if f.name not in ("diagnose", "world") and not f.name.startswith("dyn_")}  # dyn_*: the interaction study's
     return RealTrackSettings(**real, lora_r=p.sft.lora_r, seed=p.sft.seed)
 
 
@@ -356,33 +357,28 @@ def pick_prompts(sft_run: str | Path, k: int) -> list[str]:
     return [str(i) for i in order]
 
 
-def _finetuned_checkpoint(sft_run: Path) -> Any:
-    from ilpnb.interactions.checkpoints import list_checkpoints
-
-    return list_checkpoints(sft_run)[-1]
-
-
 def ensure_interactions(sft_run: str | Path, k: int | None = None, players: int | None = None,
                         target_tokens: int | None = None, progress: bool = False) -> Path:
     """Exact AND interactions of ``k`` prompts for the base and the fine-tuned model, once.
 
-    For each prompt the base model picks the ``players`` most influential words of the
-    question (the effect of masking each one); the fine-tuned model is then measured on the
-    same players with the same target — the first ``target_tokens`` tokens of the gold
-    answer, teacher-forced, log-odds summed — and the same zero baseline. Results go to
-    ``SFT_RUN/interactions/{base,tuned}-<id>.json`` (:class:`InteractionResult` JSON).
+    :func:`ilpnb.interactions.track` on the run's first and last checkpoints: for each prompt
+    the base model picks the ``players`` most influential words of the question (the effect of
+    masking each one); the fine-tuned model is measured on the same players with the same
+    target — the first ``target_tokens`` tokens of the gold answer, teacher-forced, log-odds
+    summed — and the same zero baseline. The table goes to ``SFT_RUN/interactions/interactions.parquet``
+    (the engine's schema), each checkpoint's part to ``SFT_RUN/interactions/parts/`` (resumed).
 
     Args:
         sft_run: a run of :func:`ensure_real_sft`.
         k, players, target_tokens: default to the run's preset settings.
-        progress: progress bars over the masked batches.
+        progress: a progress bar over the two checkpoints.
 
     Returns:
         The folder holding the results.
     """
-    from ilpnb.interactions import InteractionResult, compute_interactions, load_checkpoint
-    from ilpnb.models.registry import load_model_and_tokenizer
-    from ilpnb.train.format import encode_pair
+    from ilpnb.config import DynamicsConfig
+    from ilpnb.interactions import track
+    from ilpnb.interactions.checkpoints import list_checkpoints
 
     run = Run(sft_run)
     sft_run, cfg = run.path, run.config
@@ -390,24 +386,12 @@ def ensure_interactions(sft_run: str | Path, k: int | None = None, players: int 
     k, players, target_tokens = k or s.prompts, players or s.players, target_tokens or s.target_tokens
     folder = sft_run / "interactions"
     ids = pick_prompts(sft_run, k)
-    todo = [i for i in ids if not ((folder / f"base-{i}.json").exists() and (folder / f"tuned-{i}.json").exists())]
-    if todo:
-        recs = {r.id: r for r in run.records()}
-        base, tok = load_model_and_tokenizer(cfg["model"])
-        targets = {i: encode_pair(tok, recs[i].prompt, recs[i].response).response_ids[:target_tokens] for i in todo}
-        found: dict[str, InteractionResult] = {}
-        for i in todo:
-            found[i] = compute_interactions(base, tok, recs[i].prompt, baseline="zero", target=targets[i],
-                                            and_or=False, max_players=players, progress=progress)
-            found[i].meta["model"] = f"base ({cfg['model']})"
-            found[i].save(folder / f"base-{i}.json")
-        del base
-        tuned, tok = load_checkpoint(_finetuned_checkpoint(sft_run))
-        for i in todo:
-            res = compute_interactions(tuned, tok, recs[i].prompt, players=found[i].players, baseline="zero",
-                                       target=targets[i], and_or=False, progress=progress)
-            res.meta["model"] = "fine-tuned"
-            res.save(folder / f"tuned-{i}.json")
+    recs = {r.id: r for r in run.records()}
+    cks = list_checkpoints(sft_run)
+    settings = DynamicsConfig(max_players=players, baseline="zero", target="response", target_tokens=target_tokens,
+                              and_or=False)
+    table = track([cks[0], cks[-1]], [recs[i] for i in ids], settings, store=folder / "parts", progress=progress)
+    table.to_parquet(folder / "interactions.parquet", index=False)
     (folder / "order.json").write_text(json.dumps(ids) + "\n")
     return folder
 
@@ -421,25 +405,30 @@ def interaction_pairs(folder: str | Path, top: int = 8) -> dict[str, pd.DataFram
     prompt, the target text, ``v(N)`` and ``v(∅)`` of both models and the counts of salient
     interactions.
     """
-    from ilpnb.interactions import InteractionResult
-
     folder = Path(folder)
+    frame = pd.read_parquet(folder / "interactions.parquet")
+    frame = frame[frame["kind"] == "and"]
+    first, last = frame["step"].min(), frame["step"].max()
+    prompts = {r.id: r.prompt for r in Run(folder.parent).records()}
     out: dict[str, pd.DataFrame] = {}
     for sid in json.loads((folder / "order.json").read_text()):
-        b = InteractionResult.load(folder / f"base-{sid}.json")
-        t = InteractionResult.load(folder / f"tuned-{sid}.json")
-        fb, ft = b.to_frame(wide=True), t.to_frame(wide=True)
-        table = pd.DataFrame({"words": fb["words"], "order": fb["order"], "I_base": fb["and_value"],
-                              "I_tuned": ft["and_value"], "salient_base": fb["and_salient"],
-                              "salient_tuned": ft["and_salient"]}).iloc[1:]
+        rows = frame[frame["prompt_id"] == sid]
+        fb = rows[rows["step"] == first].set_index("mask").sort_index()
+        ft = rows[rows["step"] == last].set_index("mask").sort_index()
+        info = json.loads((folder / "parts" / f"step-{first:06d}.json").read_text())["prompts"][sid]
+        table = pd.DataFrame({"words": fb["words"], "order": fb["order"], "I_base": fb["value"],
+                              "I_tuned": ft["value"], "salient_base": fb["salient"],
+                              "salient_tuned": ft["salient"]}).iloc[1:]
         table["change"] = table["I_tuned"] - table["I_base"]
         key = np.maximum(table["I_base"].abs(), table["I_tuned"].abs())
         table = table.loc[key.sort_values(ascending=False).index[:top]]
         table = table[["words", "order", "I_base", "I_tuned", "change", "salient_base", "salient_tuned"]]
-        table.attrs.update({"prompt": b.prompt, "target": b.target_text, "players": b.words,
-                            "v_full": (float(b.values[-1]), float(t.values[-1])),
-                            "v_empty": (float(b.values[0]), float(t.values[0])),
-                            "salient": (int(fb["and_salient"].sum()), int(ft["and_salient"].sum()))})
+        full = fb.index.max()
+        table.attrs.update({"prompt": prompts.get(sid, sid), "target": info["target"],
+                            "players": fb.loc[fb["order"] == 1, "words"].tolist(),
+                            "v_full": (float(fb.loc[full, "v"]), float(ft.loc[full, "v"])),
+                            "v_empty": (float(fb.loc[0, "v"]), float(ft.loc[0, "v"])),
+                            "salient": (int(fb["salient"].sum()), int(ft["salient"].sum()))})
         out[sid] = table.reset_index(drop=True)
     return out
 

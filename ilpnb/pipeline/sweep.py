@@ -3,16 +3,18 @@
 :func:`interaction_dynamics` takes a fine-tuning run folder (``ilpnb sft`` or
 :func:`ilpnb.train.sft.run_sft`) and, for a set of held-out prompts, computes the exact
 interactions of every checkpoint (the base model at step 0, then each saved point, in step
-order) with the **same players** and the **same target** per prompt, plus those of a
-reference model of another architecture (for ``γ``), and writes into the run folder:
+order) with the **same players** and the **same target** per prompt — with
+:func:`ilpnb.interactions.track`, the one engine — plus those of a reference model of another
+architecture (for ``γ``), and writes into the run folder:
 
 * ``interactions.parquet`` — one row per prompt × checkpoint × subset × kind: ``order``,
   ``value``, ``salient``, ``status`` (preserved / emerged / removed / none), ``step``, …;
 * ``interaction_summary.parquet`` — one row per checkpoint: counts, strength, order, ``ρ`` and
   ``γ`` per status, validation loss and held-out accuracy (:func:`.dynamics.summarize_dynamics`);
 * ``interaction_orders.parquet`` — the same by interaction order (:func:`.dynamics.order_profile`);
-* ``interaction_stopping.json`` — the interaction-based and loss-based stopping steps and the
-  held-out metrics at each;
+* ``interaction_validation.parquet`` — the summary of the validation prompts alone;
+* ``interaction_stopping.json`` — the interaction-based and loss-based stopping steps, both
+  chosen on the validation prompts, and the test prompts' metrics at each (the split too);
 * ``interactions/`` — the work folder: settings, prompts, players, one part per checkpoint,
   the reference model's interactions. A second call skips the checkpoints already computed
   (resume); other settings than the stored ones are an error unless ``fresh=True``.
@@ -26,6 +28,12 @@ token (then the target may change between checkpoints).
 
 **Players** are chosen once, on the base model (all words of a prompt up to ``max_players``,
 else the most effective ones), and reused at every checkpoint and in the reference model.
+
+**Validation and test prompts.** The held-out prompts are split once
+(:func:`.checkpoints.split_prompts`, ``validation_share``, seeded; a record's ``meta["split"]``
+wins): the validation half chooses the stopping steps, the disjoint test half reports what each
+buys (loss, exact answers, first token, and the first-token cross-entropy rebuilt from each
+interaction set, :func:`.dynamics.set_cross_entropy`).
 
 **Held-out prompts** of a world run: :func:`.checkpoints.heldout_prompts` (facts the base model
 was told in pretraining and no SFT sample asks about); any run takes an SFT-record file.
@@ -47,8 +55,8 @@ import numpy as np
 import pandas as pd
 
 from ilpnb.data.records import SFTRecord, write_records
-from ilpnb.interactions.andor import AndOrConfig
 from ilpnb.interactions.checkpoints import (
+    SPLITS,
     Checkpoint,
     heldout_metrics,
     heldout_prompts,
@@ -56,20 +64,20 @@ from ilpnb.interactions.checkpoints import (
     load_checkpoint,
     read_prompts,
     select_checkpoints,
+    split_prompts,
 )
-from ilpnb.interactions.compute import compute_interactions
-from ilpnb.interactions.dynamics import add_generalisation, assign_status, order_profile, summarize_dynamics
+from ilpnb.interactions.dynamics import SETS, add_generalisation, order_profile, set_cross_entropy, summarize_dynamics
 from ilpnb.interactions.players import InteractionInputError, Player
-from ilpnb.interactions.result import InteractionResult
 from ilpnb.interactions.settings import DynamicsConfig, dynamics_config
 from ilpnb.interactions.stopping import stopping_summary
+from ilpnb.interactions.tracking import game, game_rows, label, load_part, salient_mask, target_of, track
 from ilpnb.runs import Run
 
 __all__ = ["METRICS", "OUTPUTS", "WORK", "DynamicsTables", "interaction_dynamics", "reference_model", "rescore"]
 
 WORK = "interactions"
 OUTPUTS = ("interactions.parquet", "interaction_summary.parquet", "interaction_orders.parquet",
-           "interaction_stopping.json")
+           "interaction_stopping.json", "interaction_validation.parquet")
 
 
 @dataclass
@@ -82,6 +90,8 @@ class DynamicsTables:
         summary: ``interaction_summary.parquet``.
         orders: ``interaction_orders.parquet``.
         stopping: ``interaction_stopping.json``.
+        validation: ``interaction_validation.parquet``: the summary of the validation prompts
+            alone, on which the stopping steps are chosen.
     """
 
     run: Path
@@ -89,6 +99,7 @@ class DynamicsTables:
     summary: pd.DataFrame
     orders: pd.DataFrame
     stopping: dict[str, Any] = field(default_factory=dict)
+    validation: pd.DataFrame | None = None
 
     @classmethod
     def load(cls, run: str | Path) -> DynamicsTables:
@@ -102,7 +113,8 @@ class DynamicsTables:
         if missing:
             raise FileNotFoundError(f"{run}: no {', '.join(missing)}; run `ilpnb interactions {run}` first")
         return cls(run, pd.read_parquet(run / OUTPUTS[0]), pd.read_parquet(run / OUTPUTS[1]),
-                   pd.read_parquet(run / OUTPUTS[2]), json.loads((run / OUTPUTS[3]).read_text()))
+                   pd.read_parquet(run / OUTPUTS[2]), json.loads((run / OUTPUTS[3]).read_text()),
+                   pd.read_parquet(run / OUTPUTS[4]))
 
     @property
     def prompts(self) -> list[SFTRecord]:
@@ -129,41 +141,6 @@ def _prompts_key(prompts: Sequence[SFTRecord]) -> str:
     for p in prompts:
         h.update(json.dumps([p.id, p.prompt, p.response]).encode() + b"\n")
     return h.hexdigest()[:16]
-
-
-def _target(tokenizer: Any, record: SFTRecord, kind: str) -> int | list[int] | None:
-    """The target of ``v`` for one prompt, in this tokenizer's ids."""
-    if kind == "greedy":
-        return None
-    from ilpnb.train.format import encode_pair
-
-    ids = list(encode_pair(tokenizer, record.prompt, record.response).response_ids)
-    body = [i for i in ids if i != tokenizer.eos_token_id] or ids
-    return int(body[0]) if kind == "gold" else body
-
-
-def _rows(result: InteractionResult, prompt_id: str, frac: float) -> pd.DataFrame:
-    table = result.to_frame(frac=frac)
-    size = 1 << result.n_players
-    table.insert(0, "prompt_id", prompt_id)
-    table.insert(1, "mask", np.tile(np.arange(size, dtype=np.int64), len(table) // size))
-    table["subset"] = [list(s) for s in table["subset"]]
-    return table
-
-
-def _salient(table: pd.DataFrame, by: list[str], column: str, frac: float,
-             base: pd.DataFrame | None = None) -> np.ndarray:
-    """``|I| > frac · max|I|`` within each game (AND and OR together, the empty set excluded).
-
-    With ``base`` (the base checkpoint's rows), the maximum is the base model's, per prompt.
-    """
-    mag = table[column].abs().where(table["mask"] != 0, 0.0)
-    if base is None:
-        top = mag.groupby([table[c] for c in by]).transform("max")
-    else:
-        base_top = base[column].abs().where(base["mask"] != 0, 0.0).groupby(base["prompt_id"]).max()
-        top = table["prompt_id"].map(base_top)
-    return ((mag > frac * top) & (table["mask"] != 0)).to_numpy()
 
 
 def _arch(model_path: str) -> str | None:
@@ -199,36 +176,13 @@ def reference_model(run: str | Path, config: DynamicsConfig) -> str | None:
     return str(pretrain_base_model(Path(world) / "pretrain.txt", model, p.pretrain, progress=False))
 
 
-def _game(model: Any, tok: Any, rec: SFTRecord, players: list[Player] | None,
-          config: DynamicsConfig) -> InteractionResult:
-    ao = AndOrConfig(iterations=config.and_or_iterations, merge_low_order=config.merge_low_order)
-    return compute_interactions(model, tok, rec.prompt, players=players, baseline=config.baseline,
-                                target=_target(tok, rec, config.target), and_or=config.and_or,
-                                max_players=config.max_players, and_or_config=ao)
-
-
-def _compute_checkpoint(ck: Checkpoint, prompts: Sequence[SFTRecord], players: dict[str, list[Player]],
-                        config: DynamicsConfig, max_length: int | None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    model, tok = load_checkpoint(ck)
-    parts, per_prompt = [], {}
-    for rec in prompts:
-        res = _game(model, tok, rec, players.get(rec.id), config)
-        players.setdefault(rec.id, res.players)
-        parts.append(_rows(res, rec.id, config.salient_frac))
-        per_prompt[rec.id] = {"target": res.target_text, "v_full": float(res.values[-1]),
-                              "v_empty": float(res.values[0]), "n_players": res.n_players}
-    metrics = heldout_metrics(model, tok, prompts, max_length)
-    for i, rec in enumerate(prompts):
-        per_prompt[rec.id].update(loss=metrics["loss"][i], exact=metrics["exact"][i], first=metrics["first"][i])
-    info = {"step": ck.step, "checkpoint": ck.name, "epoch": ck.epoch, "path": ck.path,
-            "val_loss": metrics["val_loss"], "heldout_acc": metrics["heldout_acc"],
-            "heldout_first_acc": metrics["heldout_first_acc"],
-            "target_logodds": float(np.mean([p["v_full"] for p in per_prompt.values()])),
-            "prompts": per_prompt}
-    del model
-    frame = pd.concat(parts, ignore_index=True)
-    frame.insert(1, "step", ck.step)
-    return frame, info
+def _measure(recs: Sequence[SFTRecord], max_length: int | None) -> Any:
+    """The per-checkpoint metrics of a sweep: teacher-forced loss, exact and first-token hits per prompt."""
+    def measure(model: Any, tok: Any, items: Any) -> dict[str, Any]:
+        m = heldout_metrics(model, tok, recs, max_length)
+        return {"heldout": {r.id: {"loss": m["loss"][i], "exact": m["exact"][i], "first": m["first"][i]}
+                            for i, r in enumerate(recs)}}
+    return measure
 
 
 def _compute_reference(path: str, prompts: Sequence[SFTRecord], players: dict[str, list[Player]],
@@ -237,15 +191,15 @@ def _compute_reference(path: str, prompts: Sequence[SFTRecord], players: dict[st
     parts = []
     for rec in prompts:
         try:
-            res = _game(model, tok, rec, players[rec.id], config)
+            res = game(model, tok, rec.prompt, target_of(tok, rec.prompt, rec.response, config.target,
+                                                         config.target_tokens), players[rec.id], config)
         except InteractionInputError as err:  # a word this tokenizer drops: no γ for the prompt
             warnings.warn(f"reference model {path}: prompt {rec.id} skipped ({err})", UserWarning, stacklevel=2)
             continue
-        t = _rows(res, rec.id, config.salient_frac)
-        parts.append(t.rename(columns={"value": "ref_value", "salient": "ref_salient"})[
-            ["prompt_id", "mask", "kind", "ref_value", "ref_salient"]])
+        t = game_rows(res, rec.id)
+        parts.append(t.rename(columns={"value": "ref_value"})[["prompt_id", "mask", "kind", "ref_value"]])
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["prompt_id", "mask", "kind", "ref_value", "ref_salient"])
+        columns=["prompt_id", "mask", "kind", "ref_value"])
 
 
 def _from_file(work: Path) -> bool:
@@ -316,7 +270,8 @@ def interaction_dynamics(run: str | Path, prompts: str | Path | Sequence[SFTReco
     if len(set(ids)) != len(ids):
         raise ValueError("held-out prompt ids must be unique")
     ref_path = reference_model(run, config)
-    settings = {"interactions": config.interaction_settings(), "prompts": _prompts_key(recs),
+    split = split_prompts(recs, config.validation_share, config.seed)
+    settings = {"interactions": config.interaction_settings(), "prompts": _prompts_key(recs), "split": split,
                 "prompt_source": "file" if prompts is not None or _from_file(work) else "world",
                 "reference": ref_path, "salient_frac": config.salient_frac}
     work.mkdir(parents=True, exist_ok=True)
@@ -326,31 +281,16 @@ def interaction_dynamics(run: str | Path, prompts: str | Path | Sequence[SFTReco
                   for k, v in settings["interactions"].items() if stored.get("interactions", {}).get(k) != v]
         if stored.get("prompts") != settings["prompts"]:
             differ.append("the held-out prompts")
+        if stored.get("split") != split:
+            differ.append("the validation / test split")
         if differ:
             raise ValueError(f"{work}: computed with other settings ({'; '.join(differ)}); pass "
                              "fresh=True (--fresh) to start over, or the same settings to resume")
     _write_json(settings, work / "settings.json")
     write_records(recs, work / "prompts.jsonl")
-    max_length = run_cfg.get("max_length")
     players: dict[str, list[Player]] = {}
-    if (work / "players.json").is_file():
-        players = {k: [Player.from_dict(p) for p in v]
-                   for k, v in json.loads((work / "players.json").read_text()).items()}
-    parts_dir = work / "parts"
-    parts_dir.mkdir(exist_ok=True)
-    todo = [c for c in chosen if not (parts_dir / f"step-{c.step:06d}.parquet").is_file()
-            or not (parts_dir / f"step-{c.step:06d}.json").is_file()]
-    if todo and todo[0].step != 0 and any(r.id not in players for r in recs):
-        todo = [chosen[0]] + todo  # the base model fixes the players
-    bar = todo
-    if progress and todo:
-        from tqdm.auto import tqdm
-        bar = tqdm(todo, desc="interactions per checkpoint", unit="ckpt")
-    for ck in bar:
-        frame, info = _compute_checkpoint(ck, recs, players, config, max_length)
-        _write_json({k: [p.to_dict() for p in v] for k, v in players.items()}, work / "players.json")
-        _write_parquet(frame, parts_dir / f"step-{ck.step:06d}.parquet")
-        _write_json(info, parts_dir / f"step-{ck.step:06d}.json")
+    track(chosen, recs, config, players=players, store=work / "parts", measure=_measure(recs, run_cfg.get("max_length")),
+          progress=progress)
     reference = None
     if ref_path is not None:
         ref_file = work / "reference.parquet"
@@ -362,27 +302,62 @@ def interaction_dynamics(run: str | Path, prompts: str | Path | Sequence[SFTReco
     return _assemble(run, chosen, config, reference)
 
 
-METRICS = ("checkpoint", "epoch", "val_loss", "heldout_acc", "heldout_first_acc", "target_logodds",
-           "train_exact", "train_loss")
-"""Per-checkpoint metric columns of the summary (besides the interaction statistics)."""
+METRICS = ("checkpoint", "epoch", "val_loss", "val_acc", "val_first_acc", "test_loss", "test_acc", "test_first_acc",
+           "heldout_loss", "heldout_acc", "heldout_first_acc", "target_logodds", "train_exact", "train_loss",
+           *[f"test_ce_{n}" for n in ("model", *SETS)])
+"""Per-checkpoint metric columns of the summaries (besides the interaction statistics): ``val_*`` on
+the validation prompts, ``test_*`` on the test prompts, ``heldout_*`` on both, ``test_ce_<set>``
+the test prompts' first-token cross-entropy rebuilt from one set of interactions; ``train_*`` the
+SFT samples' (an evaluation pass where the run tracked one, else the in-training statistics of
+the batches since the previous checkpoint)."""
+
+REPORT = ("val_loss", "test_loss", "test_acc", "test_first_acc", "test_ce_model", "test_ce_preserved",
+          "train_exact", "train_loss")
+"""What each stopping point is reported by (chosen on validation prompts, reported on test ones)."""
+
+
+def _split_metrics(infos: Sequence[dict[str, Any]], split: dict[str, str]) -> pd.DataFrame:
+    """Per checkpoint: loss, exact and first-token accuracy on each split and on all prompts."""
+    rows = []
+    for info in infos:
+        per = pd.DataFrame.from_dict(info.get("heldout", {}), orient="index")
+        row = {"step": info["step"], "checkpoint": info.get("checkpoint"), "epoch": info.get("epoch"),
+               "target_logodds": float(np.mean([p["v_full"] for p in info["prompts"].values()]))}
+        for name, ids in (("val", "validation"), ("test", "test"), ("heldout", None)):
+            part = per if ids is None else per[[split.get(str(i)) == ids for i in per.index]]
+            row[f"{name}_loss"] = float(part["loss"].mean()) if len(part) else np.nan
+            row[f"{name}_acc"] = float(part["exact"].astype(float).mean()) if len(part) else np.nan
+            row[f"{name}_first_acc"] = float(part["first"].astype(float).mean()) if len(part) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _derive(run: Path, raw: pd.DataFrame, reference: pd.DataFrame | None, steps: list[int],
             metrics: pd.DataFrame, salient_frac: float, salient_scale: str, stop_rule: str,
-            ref_name: str | None) -> DynamicsTables:
-    """Salience, statuses, generalisation, summaries and stopping from the raw interactions."""
-    raw = raw.copy()
-    base = raw[raw["step"] == steps[0]] if salient_scale == "base" else None
-    raw["salient"] = _salient(raw, ["prompt_id", "step"], "value", salient_frac, base)
+            ref_name: str | None, split: dict[str, str], game: dict[str, Any]) -> DynamicsTables:
+    """Salience, statuses, generalisation, summaries and stopping from the raw interactions.
+
+    The stopping steps are chosen on the validation prompts' summary and reported on the test
+    prompts (``split``); the summary of all prompts describes the run.
+    """
     if reference is not None:
         reference = reference.copy()  # the reference model is judged on its own scale
-        reference["ref_salient"] = _salient(reference, ["prompt_id"], "ref_value", salient_frac)
-    frame = add_generalisation(assign_status(raw, steps), reference)
+        reference["ref_salient"] = salient_mask(reference, ["prompt_id"], "ref_value", salient_frac)
+    frame = add_generalisation(label(raw, steps, salient_frac, salient_scale), reference)
+    frame["split"] = frame["prompt_id"].astype(str).map(split).fillna("validation")
+    metrics = metrics.drop(columns=[c for c in metrics if c.startswith("test_ce_")])
+    test = frame[frame["split"] == "test"]
+    if game.get("target") == "gold" and not test.empty:
+        ce = set_cross_entropy(test, additive=bool(game.get("and_or", True)))
+        ce = ce.drop(columns=["prompt_id", "v_full"]).groupby("step").mean().add_prefix("test_").reset_index()
+        metrics = metrics.merge(ce, on="step", how="left")
     summary = summarize_dynamics(frame, metrics)
-    stopping = stopping_summary(summary, stop_rule)
+    validation = summarize_dynamics(frame[frame["split"] == "validation"], metrics)
+    stopping = stopping_summary(validation, stop_rule, metrics=REPORT)
     stopping.update(reference=ref_name, n_prompts=int(frame["prompt_id"].nunique()), steps=list(steps),
-                    salient_frac=salient_frac, salient_scale=salient_scale)
-    return DynamicsTables(run, frame, summary, order_profile(frame), stopping)
+                    salient_frac=salient_frac, salient_scale=salient_scale, game=game,
+                    split={k: sorted(i for i, v in split.items() if v == k) for k in SPLITS})
+    return DynamicsTables(run, frame, summary, order_profile(frame), stopping, validation)
 
 
 def rescore(tables: DynamicsTables, salient_frac: float | None = None, salient_scale: str | None = None,
@@ -405,34 +380,42 @@ def rescore(tables: DynamicsTables, salient_frac: float | None = None, salient_s
     dynamics_config("default", salient_frac=frac, salient_scale=scale, stop_rule=rule)  # validates
     f = tables.frame
     raw = f.drop(columns=[c for c in ("salient", "status", "base_value", "base_salient", "ref_value",
-                                      "ref_salient", "generalises") if c in f])
+                                      "ref_salient", "generalises", "split") if c in f])
     reference = None
     if "ref_value" in f and f["ref_value"].notna().any():
         first = f[f["step"] == st["steps"][0]]
         reference = first.loc[first["ref_value"].notna(), ["prompt_id", "mask", "kind", "ref_value"]]
     metrics = tables.summary[["step", *[c for c in METRICS if c in tables.summary]]]
-    return _derive(tables.run, raw, reference, list(st["steps"]), metrics, frac, scale, rule, st.get("reference"))
+    split = {i: k for k, ids in st.get("split", {}).items() for i in ids}
+    return _derive(tables.run, raw, reference, list(st["steps"]), metrics, frac, scale, rule, st.get("reference"),
+                   split, st.get("game", {}))
 
 
 def _assemble(run: Path, chosen: Sequence[Checkpoint], config: DynamicsConfig,
               reference: pd.DataFrame | None) -> DynamicsTables:
-    parts_dir = run / WORK / "parts"
-    raw = pd.concat([pd.read_parquet(parts_dir / f"step-{c.step:06d}.parquet") for c in chosen],
-                    ignore_index=True)
+    parts = [load_part(run / WORK / "parts", c.step) for c in chosen]
+    raw = pd.concat([rows for rows, _ in parts], ignore_index=True)
     raw.insert(2, "checkpoint", raw["step"].map({c.step: c.name for c in chosen}))
-    infos = [json.loads((parts_dir / f"step-{c.step:06d}.json").read_text()) for c in chosen]
-    metrics = pd.DataFrame([{k: v for k, v in i.items() if k not in ("prompts", "path")} for i in infos])
+    split = json.loads((run / WORK / "settings.json").read_text())["split"]
+    metrics = _split_metrics([info for _, info in parts], split)
     if (run / "dynamics.parquet").is_file():  # the SFT samples' own fit at the same steps
         dyn = pd.read_parquet(run / "dynamics.parquet", columns=["step", "exact", "loss"])
         train = dyn.groupby("step").agg(train_exact=("exact", "mean"), train_loss=("loss", "mean"))
         metrics = metrics.merge(train.reset_index(), on="step", how="left")
+    elif (run / "train_dynamics.parquet").is_file():  # untracked run: the training batches since the last checkpoint
+        td = pd.read_parquet(run / "train_dynamics.parquet", columns=["step", "exact", "loss"])
+        steps = [c.step for c in chosen]
+        train = pd.DataFrame([{"step": b, "train_exact": td.loc[(td["step"] > a) & (td["step"] <= b), "exact"].mean(),
+                               "train_loss": td.loc[(td["step"] > a) & (td["step"] <= b), "loss"].mean()}
+                              for a, b in zip(steps, steps[1:])])
+        metrics = metrics.merge(train, on="step", how="left") if len(train) else metrics
     metrics = metrics[["step", *[c for c in METRICS if c in metrics]]]
     ref_file = run / WORK / "reference.json"
     ref_name = json.loads(ref_file.read_text()).get("model") if reference is not None and ref_file.is_file() else None
     tables = _derive(run, raw, reference, [c.step for c in chosen], metrics, config.salient_frac,
-                     config.salient_scale, config.stop_rule, ref_name)
-    _write_parquet(tables.frame, run / OUTPUTS[0])
-    _write_parquet(tables.summary, run / OUTPUTS[1])
-    _write_parquet(tables.orders, run / OUTPUTS[2])
+                     config.salient_scale, config.stop_rule, ref_name, split,
+                     {"target": config.target, "and_or": config.and_or})
+    for table, name in zip((tables.frame, tables.summary, tables.orders, tables.validation), OUTPUTS[:3] + OUTPUTS[4:]):
+        _write_parquet(table, run / name)
     _write_json(tables.stopping, run / OUTPUTS[3])
     return tables

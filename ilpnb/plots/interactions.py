@@ -166,7 +166,7 @@ def plot_denoising(summary: pd.DataFrame, stopping: Mapping[str, Any] | None = N
 
 
 def plot_stopping(summary: pd.DataFrame, stopping: Mapping[str, Any] | None = None,
-                  left: str = "val_loss", right: str = "heldout_acc", ax: Axes | None = None) -> Axes:
+                  left: str = "val_loss", right: str = "test_acc", ax: Axes | None = None) -> Axes:
     """Validation loss (left axis) and held-out accuracy (right axis) with the stopping steps.
 
     Returns:

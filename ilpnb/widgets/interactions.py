@@ -501,7 +501,8 @@ def compute_checkpoint_interactions(
 ) -> pd.DataFrame:
     """Interactions of a few prompts at the run's checkpoints (base model first), in memory.
 
-    A light stand-in for :func:`ilpnb.pipeline.sweep.interaction_dynamics` (which writes
+    :func:`ilpnb.interactions.track`, the engine the sweep uses too, in memory: a light
+    stand-in for :func:`ilpnb.pipeline.sweep.interaction_dynamics` (which writes
     ``RUN/interactions.parquet`` for held-out prompts, with reference models and metrics):
     enough to look at a run that has no interaction table yet. Checkpoints are read with
     :func:`ilpnb.interactions.checkpoints.list_checkpoints` / ``load_checkpoint`` (LoRA
@@ -526,6 +527,8 @@ def compute_checkpoint_interactions(
     Returns:
         A table in :data:`INTERACTION_SCHEMA` (with ``prompt``, ``v`` and ``target``).
     """
+    from ilpnb.config import DynamicsConfig
+    from ilpnb.interactions import track
     from ilpnb.interactions.checkpoints import list_checkpoints
 
     from .sources import read_records_of_run
@@ -541,10 +544,12 @@ def compute_checkpoint_interactions(
     for p in prompts:
         rec = records.get(str(p))
         items.append((str(p), rec.prompt, rec.response) if rec is not None else (f"prompt-{len(items)}", str(p), None))
-    found: list[tuple[int, str, Any]] = []
+    settings = DynamicsConfig(max_players=max_players, target=target, and_or=and_or, baseline=baseline)
     with _quiet_loading():
-        _compute_all(cks, items, found, target, and_or, baseline, max_players, progress)
-    return interactions_from_results(found, {c.step: ("step 0 (base)" if c.step == 0 else c.name) for c in cks})
+        table = track(cks, items, settings, progress=progress)
+    table.insert(1, "prompt", table["prompt_id"].map({pid: text for pid, text, _ in items}))
+    table["checkpoint"] = table["step"].map({c.step: ("step 0 (base)" if c.step == 0 else c.name) for c in cks})
+    return table
 
 
 @contextlib.contextmanager
@@ -562,39 +567,6 @@ def _quiet_loading() -> Iterator[None]:
     finally:
         if was:
             hf_logging.enable_progress_bar()
-
-
-def _target_ids(tok: Any, prompt: str, response: str | None, kind: str) -> Any:
-    if response is None or kind == "greedy":
-        return None
-    from ilpnb.train.format import encode_pair
-
-    ids = list(encode_pair(tok, prompt, response).response_ids)
-    body = [i for i in ids if i != tok.eos_token_id] or ids
-    return int(body[0]) if kind == "gold" else body
-
-
-def _compute_all(cks: Sequence[Any], items: Sequence[tuple[str, str, str | None]], found: list[tuple[int, str, Any]],
-                 target: str, and_or: bool, baseline: str, max_players: int, progress: bool) -> None:
-    from ilpnb.interactions import compute_interactions
-    from ilpnb.interactions.checkpoints import load_checkpoint
-
-    fixed: dict[str, tuple[Any, Any]] = {}  # players and target of each prompt, set on the base model
-    for ck in cks:
-        model, tok = load_checkpoint(ck)
-        model.eval()
-        for pid, text, response in items:
-            players, tgt = fixed.get(pid, (None, None))
-            if pid not in fixed:
-                tgt = _target_ids(tok, text, response, target)
-            res = compute_interactions(model, tok, text, players, target=tgt, and_or=and_or, baseline=baseline,
-                                       max_players=max_players)
-            if pid not in fixed:
-                fixed[pid] = (res.players, tgt if tgt is not None else list(res.target_ids))
-            found.append((ck.step, pid, res))
-        if progress:
-            print(f"interactions: step {ck.step} ({ck.name}) done, {len(items)} prompts")
-        del model
 
 
 def _run_prompts(run: Path) -> dict[str, str]:

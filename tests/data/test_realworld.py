@@ -162,3 +162,34 @@ def test_folder_contract_and_sft_only_shortcuts(tmp_path):
     # composite template, a phrasing restyled later); the two that live in the model stay hidden
     assert table.loc[["surface-tree", "surface"], ["pretrain_conflict", "missing_knowledge"]].max().max() <= 0.4
     assert max_sft_only_macro_f1(table.reset_index()) <= 0.65
+
+
+def test_heldout_questions_of_the_interaction_study(tmp_path):
+    """Known capitals no SFT sample asks, in an SFT phrasing and the answer style SFT teaches for it."""
+    from ilpnb.data.realworld import QUESTIONS, STYLES, country_facts
+    from ilpnb.pipeline.real_interactions import dense_then_sparse, real_heldout_prompts
+    from ilpnb.pipeline.realworld import write_realworld
+
+    facts = [f for f in country_facts() if " " not in f.subject][:120]
+    knowledge = _knowledge(facts, known=80)
+    out = write_realworld(tmp_path / "w", plant(facts, knowledge, realworld_counts(24, 4)), facts, {})
+    pd.DataFrame({"knowledge": ["known" if f.subject in knowledge.known else "unknown" for f in facts]},
+                 index=pd.Index([f.subject for f in facts], name="subject")).to_parquet(out / "knowledge.parquet")
+    sft = [json.loads(line) for line in (out / "sft.jsonl").read_text().splitlines()]
+    value = {f.subject: f.value for f in facts}
+    held = real_heldout_prompts(out, 6)
+    assert len(held) == 6 and held == real_heldout_prompts(out, 6)
+    for r in held:
+        c = r.meta["subject"]
+        assert c in knowledge.known and not any(c in s["prompt"] for s in sft)
+        q = r.meta["phrasing"]
+        assert q in QUESTIONS and r.prompt == q.format(c=c)
+        same = [s for s in sft if any(s["prompt"] == q.format(c=k) for k in value)]
+        styles = {k for s in same for k, st in enumerate(STYLES)
+                  for x in value if s["prompt"] == q.format(c=x) and st.format(v=value[x], c=x) == s["response"]}
+        assert r.response in {STYLES[k].format(v=value[c], c=c) for k in styles}
+    steps = list(range(2, 42, 2))
+    chosen = dense_then_sparse(steps, 8, 11)
+    assert chosen[:8] == steps[:8] and len(chosen) == 11 and chosen[-1] == 40 and chosen == sorted(set(chosen))
+    assert max(b - a for a, b in zip(chosen[8:], chosen[9:])) > 2  # sparser later
+    assert dense_then_sparse([4, 8], 8, 11) == [4, 8]

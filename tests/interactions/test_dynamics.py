@@ -206,12 +206,12 @@ def test_lowest_loss_and_stopping_summary() -> None:
         lowest_loss([0], [float("nan")])
     summary = pd.DataFrame({"step": [0, 10, 20, 30], "share_removed": [0, 0.4, 0.5, 0.5],
                             "share_emerged": [0, 0.1, 0.3, 0.6], "val_loss": [2.0, 1.0, 1.2, 1.5],
-                            "heldout_acc": [0.25, 0.5, 0.5, 0.25]})
+                            "test_acc": [0.25, 0.5, 0.5, 0.25]})
     out = stopping_summary(summary)
     assert out["interaction"]["step"] == 10 and out["loss"]["step"] == 10 and out["final_step"] == 30
-    assert out["at"]["final"]["heldout_acc"] == 0.25 and out["at"]["interaction"]["val_loss"] == 1.0
+    assert out["at"]["final"]["test_acc"] == 0.25 and out["at"]["interaction"]["val_loss"] == 1.0
     assert stopping_table(out)["point"].tolist() == ["base", "interaction", "loss", "final"]
     rules = rule_table(summary).set_index("rule")
     assert rules.index.tolist() == ["net", "turn", "plateau", "val_loss"]
     assert rules.loc["net", "step"] == 10 and rules.loc["plateau", "step"] == 20
-    assert rules.loc["val_loss", "heldout_acc"] == 0.5
+    assert rules.loc["val_loss", "test_acc"] == 0.5

@@ -105,7 +105,7 @@ def test_heldout_prompts_avoid_what_sft_asks(smoke: dict[str, Path]) -> None:
 def test_interactions_parquet_holds_every_row_with_statuses(smoke: dict[str, Path], tables: DynamicsTables) -> None:
     run = smoke["run"]
     for name in ("interactions.parquet", "interaction_summary.parquet", "interaction_orders.parquet",
-                 "interaction_stopping.json"):
+                 "interaction_stopping.json", "interaction_validation.parquet"):
         assert (run / name).is_file()
     frame = pd.read_parquet(run / "interactions.parquet")
     assert len(frame) == 2 * 3 * 16 * 2  # prompts × checkpoints × 2^4 subsets × {and, or}
@@ -140,6 +140,16 @@ def test_summary_metrics_and_stopping(tables: DynamicsTables) -> None:
     assert stop["steps"] == [0, 2, 4] and stop["n_prompts"] == 2
     assert set(stop["at"]) == {"base", "interaction", "loss", "final"}
     assert set(tables.orders["group"]) <= {"salient", "preserved", "emerged", "removed"}
+    # chosen on validation prompts, reported on disjoint test prompts
+    val, test = stop["split"]["validation"], stop["split"]["test"]
+    assert len(val) == len(test) == 1 and not set(val) & set(test)
+    assert set(tables.frame.loc[tables.frame["split"] == "test", "prompt_id"]) == set(test)
+    assert stop["loss"]["score"] == pytest.approx(tables.validation.loc[stop["loss"]["index"], "val_loss"])
+    assert tables.validation["val_loss"].tolist() == s["val_loss"].tolist()
+    assert not s["val_loss"].equals(s["test_loss"])  # two different prompts
+    assert {"test_acc", "test_loss", "test_ce_model", "test_ce_preserved"} <= set(stop["at"]["final"])
+    # the model's own cross-entropy equals the whole rebuilt output's (the AND-OR noise term aside)
+    assert s["test_ce_all"].to_numpy() == pytest.approx(s["test_ce_model"].to_numpy(), abs=0.05)
 
 
 def test_rescore_judges_again_without_models_or_writing(smoke: dict[str, Path], tables: DynamicsTables) -> None:
@@ -163,7 +173,9 @@ def test_second_call_resumes_without_recomputing(smoke: dict[str, Path], tables:
     def boom(*a: object, **k: object) -> None:
         raise AssertionError("a computed checkpoint was computed again")
 
-    monkeypatch.setattr(sweep, "_compute_checkpoint", boom)
+    from ilpnb.interactions import tracking
+
+    monkeypatch.setattr(tracking, "game", boom)
     monkeypatch.setattr(sweep, "_compute_reference", boom)
     again = interaction_dynamics(smoke["run"], reference=str(smoke["base"]), progress=False, **FAST)
     pd.testing.assert_frame_equal(again.summary, tables.summary)
