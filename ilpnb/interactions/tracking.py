@@ -40,7 +40,7 @@ from .players import Player
 from .result import InteractionResult
 
 __all__ = ["TRACK_SCHEMA", "RAW_COLUMNS", "Prompt", "game", "game_rows", "label", "load_part", "prompt_items",
-           "salient_mask", "target_of", "track"]
+           "salient_mask", "target_of", "track", "write_atomic"]
 
 TRACK_SCHEMA: dict[str, str] = {
     "prompt_id": "key of the prompt (the sample id for SFT prompts)",
@@ -157,7 +157,8 @@ def label(raw: pd.DataFrame, steps: Sequence[int], salient_frac: float = 0.05,
     return assign_status(raw, steps)
 
 
-def _write(obj: pd.DataFrame | Mapping[str, Any], path: Path) -> None:
+def write_atomic(obj: pd.DataFrame | Mapping[str, Any], path: Path) -> None:
+    """Write a table (parquet) or a JSON object to ``path`` through a temporary file and a rename."""
     tmp = path.with_suffix(".tmp")
     if isinstance(obj, pd.DataFrame):
         obj.to_parquet(tmp, index=False)
@@ -260,10 +261,10 @@ def track(checkpoints: Sequence[Checkpoint | str | Path], prompts: Sequence[SFTR
         frame.insert(1, "step", step)
         frames[step] = frame
         if store is not None:
-            _write({k: [p.to_dict() for p in v] for k, v in players.items()}, store / "players.json")
+            write_atomic({k: [p.to_dict() for p in v] for k, v in players.items()}, store / "players.json")
             rows_path, info_path = _part(store, step)
-            _write(frame, rows_path)
-            _write(info, info_path)
+            write_atomic(frame, rows_path)
+            write_atomic(info, info_path)
     if store is not None:
         for _, step, _ in cks:
             if step not in frames:

@@ -42,7 +42,7 @@ __all__ = ["dense_then_sparse", "ensure_real_interaction_dynamics", "ensure_real
 RUN_DIR = ("real", "sft-interactions")
 
 
-def _phrasing_styles(world: Path, value: dict[str, str]) -> dict[str, int]:
+def _phrasing_styles(records: list[SFTRecord], value: dict[str, str]) -> dict[str, int]:
     """The answer style (index into STYLES) the SFT set uses for each question phrasing."""
     from ilpnb.data.realworld import QUESTIONS, STYLES
 
@@ -50,7 +50,7 @@ def _phrasing_styles(world: Path, value: dict[str, str]) -> dict[str, int]:
     for q in QUESTIONS:
         pat = re.compile("^" + re.escape(q).replace(re.escape("{c}"), "(.+)") + "$")
         seen: Counter[int] = Counter()
-        for r in read_records(world / "sft.jsonl"):
+        for r in records:
             m = pat.match(r.prompt)
             v = value.get(m.group(1)) if m else None
             for k, style in enumerate(STYLES):
@@ -72,12 +72,13 @@ def real_heldout_prompts(world: str | Path, n: int, seed: int = 0) -> list[SFTRe
 
     world = Path(world)
     value = {f.subject: f.value for f in country_facts()}
-    styles = _phrasing_styles(world, value)
+    records = read_records(world / "sft.jsonl")
+    styles = _phrasing_styles(records, value)
     if not styles:
         raise ValueError(f"{world}: no question phrasing of the SFT set matches an answer style")
     bare = {q: k for q, k in styles.items() if STYLES[k] == "{v}"} or styles
     knowledge = pd.read_parquet(world / "knowledge.parquet")
-    asked = " ".join(r.prompt for r in read_records(world / "sft.jsonl"))
+    asked = " ".join(r.prompt for r in records)
     free = []
     for level in ("known", "partial"):  # known first; partly known ones only where too few known are left
         pool = sorted(str(c) for c in knowledge.index[knowledge["knowledge"] == level]

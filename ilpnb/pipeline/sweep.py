@@ -15,7 +15,7 @@ architecture (for ``γ``), and writes into the run folder:
 * ``interaction_validation.parquet`` — the summary of the validation prompts alone;
 * ``interaction_stopping.json`` — the interaction-based and loss-based stopping steps, both
   chosen on the validation prompts, and the test prompts' metrics at each (the split too);
-* ``interactions/`` — the work folder: settings, prompts, players, one part per checkpoint,
+* ``interactions/`` — the work folder: settings, prompts, ``parts/`` (the players and one part per checkpoint),
   the reference model's interactions. A second call skips the checkpoints already computed
   (resume); other settings than the stored ones are an error unless ``fresh=True``.
 
@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import warnings
 from collections.abc import Sequence
@@ -70,7 +69,16 @@ from ilpnb.interactions.dynamics import SETS, add_generalisation, order_profile,
 from ilpnb.interactions.players import InteractionInputError, Player
 from ilpnb.interactions.settings import DynamicsConfig, dynamics_config
 from ilpnb.interactions.stopping import stopping_summary
-from ilpnb.interactions.tracking import game, game_rows, label, load_part, salient_mask, target_of, track
+from ilpnb.interactions.tracking import (
+    game,
+    game_rows,
+    label,
+    load_part,
+    salient_mask,
+    target_of,
+    track,
+    write_atomic,
+)
 from ilpnb.runs import Run
 
 __all__ = ["METRICS", "OUTPUTS", "WORK", "DynamicsTables", "interaction_dynamics", "reference_model", "rescore"]
@@ -123,18 +131,6 @@ class DynamicsTables:
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-def _write_parquet(table: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    table.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def _write_json(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
-
 
 def _prompts_key(prompts: Sequence[SFTRecord]) -> str:
     h = hashlib.sha256()
@@ -286,7 +282,7 @@ def interaction_dynamics(run: str | Path, prompts: str | Path | Sequence[SFTReco
         if differ:
             raise ValueError(f"{work}: computed with other settings ({'; '.join(differ)}); pass "
                              "fresh=True (--fresh) to start over, or the same settings to resume")
-    _write_json(settings, work / "settings.json")
+    write_atomic(settings, work / "settings.json")
     write_records(recs, work / "prompts.jsonl")
     players: dict[str, list[Player]] = {}
     track(chosen, recs, config, players=players, store=work / "parts", measure=_measure(recs, run_cfg.get("max_length")),
@@ -296,8 +292,8 @@ def interaction_dynamics(run: str | Path, prompts: str | Path | Sequence[SFTReco
         ref_file = work / "reference.parquet"
         ref_meta = json.loads((work / "reference.json").read_text()) if (work / "reference.json").is_file() else {}
         if not ref_file.is_file() or ref_meta.get("model") != ref_path:
-            _write_parquet(_compute_reference(ref_path, recs, players, config), ref_file)
-            _write_json({"model": ref_path, "arch": _arch(ref_path)}, work / "reference.json")
+            write_atomic(_compute_reference(ref_path, recs, players, config), ref_file)
+            write_atomic({"model": ref_path, "arch": _arch(ref_path)}, work / "reference.json")
         reference = pd.read_parquet(ref_file)
     return _assemble(run, chosen, config, reference)
 
@@ -416,6 +412,6 @@ def _assemble(run: Path, chosen: Sequence[Checkpoint], config: DynamicsConfig,
                      config.salient_scale, config.stop_rule, ref_name, split,
                      {"target": config.target, "and_or": config.and_or})
     for table, name in zip((tables.frame, tables.summary, tables.orders, tables.validation), OUTPUTS[:3] + OUTPUTS[4:]):
-        _write_parquet(table, run / name)
-    _write_json(tables.stopping, run / OUTPUTS[3])
+        write_atomic(table, run / name)
+    write_atomic(tables.stopping, run / OUTPUTS[3])
     return tables
