@@ -169,7 +169,11 @@ def ensure_real_interaction_dynamics(run: str | Path, preset: str = "default", p
                                         "target": "gold", **changes})
     try:
         tables = DynamicsTables.load(sft)
-        if tables.stopping.get("steps") == [0, *steps]:
+        stored = json.loads((sft / "interactions" / "settings.json").read_text())
+        if tables.stopping.get("steps") == [0, *steps] and \
+                stored.get("interactions") == config.interaction_settings() and \
+                (tables.stopping.get("salient_frac"), tables.stopping.get("salient_scale"),
+                 tables.stopping.get("rule")) == (config.salient_frac, config.salient_scale, config.stop_rule):
             return tables
     except FileNotFoundError:
         pass
