@@ -124,6 +124,21 @@ def unlearned_forgotten_share(run: Path, diagnosis: pd.DataFrame) -> float:
     return float(table["forgotten"].reindex(un.to_numpy()).fillna(False).astype(bool).mean()) if len(un) else math.nan
 
 
+def clean_known_share(run: Path, truth: pd.Series) -> float:
+    """Planting fidelity seen through the diagnosis's own evidence: the share of samples planted
+    ``none`` that the base model answers right in its own answers to the sample's prompt
+    (category ``known`` or ``maybe_known`` in ``RUN/evidence/knowledge.parquet``). A world whose
+    clean samples the base model cannot answer plants missing knowledge under the label
+    ``none``, whatever its probes recall; NaN without the evidence."""
+    path = run / "evidence" / "knowledge.parquet"
+    if not path.exists():
+        return math.nan
+    know = pd.read_parquet(path)
+    clean = truth[truth == "none"].index.astype(str)
+    cat = know["category"].reindex(clean).dropna()
+    return float(cat.isin(["known", "maybe_known"]).mean()) if len(cat) else math.nan
+
+
 def unlearned_by_stage(diagnosis: pd.DataFrame, truth: pd.Series, stage: pd.Series) -> dict[str, int]:
     """Per planted cause (``none`` too), the samples of the last stage and of the earlier
     stages and how many of each are unlearned: ``n_last_<cause>``, ``unlearned_last_<cause>``,
@@ -249,6 +264,7 @@ def per_world(rows: list[dict[str, Any]]) -> pd.DataFrame:
                       "macro_mean": m["mean"], "macro_min": m["min"],
                       "unlearned": summarize(r["unlearned"] for r in sub)["mean"],
                       "clean_share": summarize(r["unlearned_clean_share"] for r in sub)["mean"],
+                      "clean_known": summarize(r.get("clean_known", math.nan) for r in sub)["mean"],
                       "sft_only_mean": b["mean"], "sft_only_max": b["max"],
                       "corpus_mean": k["mean"], "corpus_max": k["max"],
                       "converged": f"{sum(bool(r['converged']) for r in sub)}/{len(sub)}"})
@@ -426,6 +442,7 @@ def bench_one(world: dict[str, Any], world_dir: Path, sft_seed: int, root: Path,
     records = pd.read_json(world_dir / "sft.jsonl", lines=True, dtype={"id": str})
     stage = records.set_index("id")["stage"] if "stage" in records else pd.Series(dtype=float)
     row.update(unlearned_by_stage(diagnosis, truth, stage))
+    row["clean_known"] = clean_known_share(run, truth)
     row.update(reused=",".join(reused), run=str(run), world_dir=str(world_dir))
     return row
 
@@ -444,6 +461,11 @@ def report(rows: list[dict[str, Any]]) -> str:
     lost = summarize(r.get("unlearned_forgotten_share", math.nan) for r in rows)
     out.append(f"unlearned samples forgotten (reproduced after their last training step, lost by the end): mean "
                f"{_fmt(100 * lost['mean'], 1)}%, min {_fmt(100 * lost['min'], 1)}%, max {_fmt(100 * lost['max'], 1)}%")
+    fams = [(fam, summarize(r.get("clean_known", math.nan) for r in rows if r["family"] == fam))
+            for fam in (PROJECT, HELDOUT)]
+    out.append("planted-clean samples the base model answers right by its own answers (known or maybe known): "
+               + ", ".join(f"{fam} mean {_fmt(100 * k['mean'], 1)}% (min {_fmt(100 * k['min'], 1)}%)"
+                           for fam, k in fams if k["n"]))
     corpus = summarize(r["corpus"] for r in rows)
     out.append(f"corpus baseline macro-F1 (reads pretrain.txt too): mean {_fmt(corpus['mean'], 2)}, "
                f"max {_fmt(corpus['max'], 2)}")

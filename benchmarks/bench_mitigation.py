@@ -13,7 +13,7 @@ unmodified run, with intervals over seeds); the figures pooled over worlds x see
 time of the experiments per world.
 
     python benchmarks/bench_mitigation.py [--preset default] [--worlds 1 2] [--seeds 2] [--crossover]
-        [--root DIR] [--workers 0] [--json [PATH]]
+        [--crossover-seeds K] [--root DIR] [--workers 0] [--json [PATH]]
 
 ``--json`` also writes the pooled figures to ``benchmarks/results/bench_mitigation.json`` (or
 PATH) for the README's table (``make figures``).
@@ -51,6 +51,8 @@ def main() -> None:
     parser.add_argument("--worlds", type=int, nargs="+", default=[1, 2], help="world seeds (0 chose the methods)")
     parser.add_argument("--seeds", type=int, default=2, help="SFT seeds per arm")
     parser.add_argument("--crossover", action="store_true", help="also the crossover of the pre-registered methods")
+    parser.add_argument("--crossover-seeds", type=int, default=0,
+                        help="SFT seeds per crossover cell (0: --seeds); the matrix costs methods x causes arms")
     parser.add_argument("--root", default=None, help="folder of the per-world run folders (prepared or reused)")
     parser.add_argument("--workers", type=int, default=0, help="processes training arms at once (0: one per core)")
     add_json_option(parser)
@@ -64,6 +66,7 @@ def main() -> None:
     from ilpnb.pipeline import workbench
 
     root = Path(args.root or tempfile.mkdtemp(prefix="ilpnb-mitigate-"))
+    cross_seeds = args.crossover_seeds or args.seeds
     own_rows, pooled, matrices, seconds = [], [], [], {}
     for world in args.worlds:
         run = root / f"world-{world}"
@@ -79,7 +82,7 @@ def main() -> None:
         if args.crossover:
             start = time.perf_counter()
             methods = list(dict.fromkeys(PREREGISTERED[c].method for c in causes))
-            table = run_crossover(run / "sft", causes, methods, args.seeds, workers=args.workers)
+            table = run_crossover(run / "sft", causes, methods, cross_seeds, workers=args.workers)
             seconds[f"world {world} crossover"] = round(time.perf_counter() - start, 1)
             matrix = crossover_matrix(table).assign(world=world)
             matrices.append(matrix)
@@ -104,7 +107,8 @@ def main() -> None:
             print(f"  world {world} {cause}: own {own.iloc[0] if len(own) else float('nan'):+.2f}, "
                   f"best other {others.max() if len(others) else float('nan'):+.2f}")
     wall = sum(seconds.values())
-    print(f"\nnotebook 08 work: {wall:.0f} s ({wall / 60:.1f} min) over {len(args.worlds)} worlds with {args.seeds} seeds, "
+    print(f"\nnotebook 08 work: {wall:.0f} s ({wall / 60:.1f} min) over {len(args.worlds)} worlds with {args.seeds} seeds"
+          + (f" ({cross_seeds} per crossover cell)" if args.crossover else "") + ", "
           f"workers {args.workers or os.cpu_count()}, cpus {os.cpu_count()}")
     n = len(args.worlds) * args.seeds
     figures = [figure(f"difference_{r['cause']}", f"mitigation of {r['cause'].replace('_', ' ')}: {r['method']} "
@@ -116,7 +120,8 @@ def main() -> None:
     figures.append(figure("wall_s", f"notebook 08's work per world ({'experiments + crossover' if args.crossover else 'experiments'}, "
                           f"{args.seeds} seeds)", wall / len(args.worlds), "s", digits=0))
     write_results(args, __file__, figures, preset=args.preset,
-                  seeds={"sft": list(range(args.seeds)), "world": list(args.worlds)},
+                  seeds={"sft": list(range(args.seeds)), "world": list(args.worlds),
+                         **({"crossover": list(range(cross_seeds))} if args.crossover else {})},
                   extra={"rows": own_rows, "pooled": both, "seconds": seconds,
                          "crossover": pd.concat(matrices).to_dict("records") if matrices else []})
 

@@ -11,7 +11,11 @@ one") and is meant only for held-out scoring of the diagnosis:
                    replaced by a random other value of the same kind);
 * ``truth.jsonl``  ``id``, ``planted_cause``;
 * ``pretrain.txt`` one document a line: declarative statements and ``Q: ... A: ...`` lines,
-                   each stated fact several times in several paraphrases;
+                   each stated fact several times in several paraphrases, and asked in
+                   ``QA_VARIANTS`` of the SFT set's one-fact question wordings (answered
+                   bare), as a pretrained model has met questions in many phrasings: the
+                   base model then answers the SFT set's questions about the facts it
+                   knows (planting fidelity in the form SFT asks);
 * ``probes.jsonl`` one cloze probe per fact (stated or not) with 3 distractors;
 * ``world.json``   the settings, the counts, every fact (with ``stated``) and, per sample,
                    the facts it touches (never its cause).
@@ -52,7 +56,7 @@ from typing import Any
 
 __all__ = ["CAUSES", "SIZES", "write_heldout_world", "generate_heldout_world", "main"]
 
-VERSION = 1
+VERSION = 2  # 2: question lines in the SFT wordings (QA_VARIANTS)
 CAUSES = ("none", "missing_knowledge", "pretrain_conflict", "data_conflict", "left_forgetting", "rare_pattern")
 SIZES: dict[str, dict[str, int]] = {
     "small": {"none": 40, **{c: 8 for c in CAUSES[1:]}},
@@ -63,6 +67,12 @@ KIND = {"habitat": "region", "diet": "diet", "fur": "colour", "predator": "speci
 MENTIONS = 6          # lines a usual stated fact gets in pretrain.txt
 HEAVY = 4 * MENTIONS  # lines a pretrain_conflict fact gets
 EXTRA_UNSTATED = 0.12  # share of facts no sample asks about that are left unstated
+# extra corpus lines asking a stated fact in the SFT set's main one-fact question wordings
+# (version 1 had none: its base model recalled 95% of the stated facts as cloze statements
+# but answered the SFT questions of clean samples right in 5% of its answers, so "clean"
+# samples were missing knowledge for the model they were scored on); rare wordings stay
+# out of the corpus, so they stay rare
+QA_VARIANTS = 2
 
 # ----------------------------------------------------------------------------- vocabulary
 
@@ -511,7 +521,12 @@ class _Builder:
                     picks = [forms[k % len(forms)] for k in range(HEAVY)]
                 else:
                     picks = [forms[0]] + rng.sample(forms[1:], MENTIONS - 1)
-                lines += [f.format(s=s, v=w.fact[(s, rel)]) for f in picks]
+                value = w.fact[(s, rel)]
+                lines += [f.format(s=s, v=value) for f in picks]
+                asks = [q for _, r, q, _ in _SINGLE if r == rel]
+                n_qa = QA_VARIANTS * (HEAVY // MENTIONS if st == "heavy" else 1)
+                bare = f"the {value}" if rel in ("habitat", "predator") else value
+                lines += [f"Q: {q.format(s=s)} A: {bare}" for q in (rng.choice(asks) for _ in range(n_qa))]
         rng.shuffle(lines)
         return lines
 
