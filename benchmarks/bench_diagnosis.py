@@ -124,19 +124,27 @@ def unlearned_forgotten_share(run: Path, diagnosis: pd.DataFrame) -> float:
     return float(table["forgotten"].reindex(un.to_numpy()).fillna(False).astype(bool).mean()) if len(un) else math.nan
 
 
-def clean_known_share(run: Path, truth: pd.Series) -> float:
+def clean_known_share(run: Path, world_dir: Path, truth: pd.Series) -> float:
     """Planting fidelity seen through the diagnosis's own evidence: the share of samples planted
-    ``none`` that the base model answers right in its own answers to the sample's prompt
-    (category ``known`` or ``maybe_known`` in ``RUN/evidence/knowledge.parquet``). A world whose
-    clean samples the base model cannot answer plants missing knowledge under the label
-    ``none``, whatever its probes recall; NaN without the evidence."""
+    ``none`` whose gold answer the base model's greedy answer to the sample's own prompt agrees
+    with (``RUN/evidence/knowledge.parquet``: right by the category rule, or saying the gold's
+    value in another style, "ivory" for "Its fur is ivory."). A world whose clean samples the
+    base model cannot answer plants missing knowledge under the label ``none``, whatever its
+    probes recall; NaN without the evidence."""
+    from ilpnb.diagnose.evidence import consistent_answers
+
     path = run / "evidence" / "knowledge.parquet"
     if not path.exists():
         return math.nan
     know = pd.read_parquet(path)
-    clean = truth[truth == "none"].index.astype(str)
-    cat = know["category"].reindex(clean).dropna()
-    return float(cat.isin(["known", "maybe_known"]).mean()) if len(cat) else math.nan
+    gold = pd.read_json(world_dir / "sft.jsonl", lines=True, dtype={"id": str}).set_index("id")["response"]
+    clean = [i for i in truth[truth == "none"].index.astype(str) if i in know.index and i in gold.index]
+    if not clean:
+        return math.nan
+    k = know.loc[clean]
+    agree = [bool(c) or (isinstance(a, str) and consistent_answers(a, g))
+             for c, a, g in zip(k["greedy_correct"].fillna(False), k["greedy"], gold.reindex(clean))]
+    return float(np.mean(agree))
 
 
 def unlearned_by_stage(diagnosis: pd.DataFrame, truth: pd.Series, stage: pd.Series) -> dict[str, int]:
@@ -442,7 +450,7 @@ def bench_one(world: dict[str, Any], world_dir: Path, sft_seed: int, root: Path,
     records = pd.read_json(world_dir / "sft.jsonl", lines=True, dtype={"id": str})
     stage = records.set_index("id")["stage"] if "stage" in records else pd.Series(dtype=float)
     row.update(unlearned_by_stage(diagnosis, truth, stage))
-    row["clean_known"] = clean_known_share(run, truth)
+    row["clean_known"] = clean_known_share(run, world_dir, truth)
     row.update(reused=",".join(reused), run=str(run), world_dir=str(world_dir))
     return row
 
@@ -463,7 +471,7 @@ def report(rows: list[dict[str, Any]]) -> str:
                f"{_fmt(100 * lost['mean'], 1)}%, min {_fmt(100 * lost['min'], 1)}%, max {_fmt(100 * lost['max'], 1)}%")
     fams = [(fam, summarize(r.get("clean_known", math.nan) for r in rows if r["family"] == fam))
             for fam in (PROJECT, HELDOUT)]
-    out.append("planted-clean samples the base model answers right by its own answers (known or maybe known): "
+    out.append("planted-clean samples whose gold the base model agrees with (its greedy answer to their own prompt): "
                + ", ".join(f"{fam} mean {_fmt(100 * k['mean'], 1)}% (min {_fmt(100 * k['min'], 1)}%)"
                            for fam, k in fams if k["n"]))
     corpus = summarize(r["corpus"] for r in rows)
