@@ -29,6 +29,11 @@ truth (to fit, out of fold, or to tune a threshold — a shortcut's ceiling is w
 * ``combined-sft`` / ``combined`` — the rules stacked (oracle thresholds), without / with the
   corpus.
 
+The rules and the scoring live here; the surface features and the classifiers fitted on them
+are :mod:`ilpnb.diagnose.classifiers`, the generic reading of a record's surface (entities,
+normalised prompts, template keys) is :mod:`ilpnb.diagnose.surface_text`; their public names
+are re-exported here.
+
 The entity of a prompt is read generically: words written capitalised somewhere in the file
 other than at the start of a sentence (names, places), or failing that the prompt's rarest
 words. No list of any generator's templates or filler phrases is used.
@@ -41,21 +46,28 @@ Example:
 from __future__ import annotations
 
 import math
-import re
-import warnings
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from ilpnb.data.records import read_records
 from ilpnb.diagnose.attribution import CAUSE_ORDER
+from ilpnb.diagnose.classifiers import predict_surface, surface_features
 from ilpnb.diagnose.scoring import DiagnosisScore, read_truth_file, score_diagnosis
+from ilpnb.diagnose.surface_text import (
+    _WORD,
+    _content,
+    _max_jaccard,
+    _norm_answer,
+    _template_keys,
+    _tokens,
+    entity_words,
+    normalise_prompt,
+)
 
 __all__ = [
     "BASELINE_LABELS",
@@ -89,9 +101,6 @@ WITH_CORPUS = "sft.jsonl+pretrain.txt"
 #: Default threshold of the ``length`` rule: more words than this is ``rare_pattern``.
 LONG_ANSWER_WORDS = 5
 
-_WORD = re.compile(r"\w+", re.UNICODE)
-_STOP = frozenset(ENGLISH_STOP_WORDS)
-_SENTENCE_END = (".", "!", "?", ":", ";", "\n")
 
 
 # -- reading a folder ------------------------------------------------------------------------
@@ -175,104 +184,6 @@ def _read_truth(truth_path: Path, ids: pd.Index) -> pd.Series:
         raise ValueError(f"{truth_path}: ids do not match sft.jsonl ({len(missing)} sft ids missing, e.g. "
                          f"{missing[:3]}; {len(extra)} ids not in sft.jsonl, e.g. {extra[:3]})")
     return planted.reindex(ids)
-
-
-# -- text helpers ----------------------------------------------------------------------------
-
-
-def _tokens(text: str) -> list[str]:
-    return [t.lower() for t in _WORD.findall(text)]
-
-
-def _content(text: str) -> set[str]:
-    words = set(_tokens(text))
-    return (words - _STOP) or words
-
-
-def _proper_nouns(texts: Iterable[str]) -> set[str]:
-    """Lower-cased words written capitalised somewhere other than at a sentence start."""
-    out: set[str] = set()
-    for text in texts:
-        for m in _WORD.finditer(text):
-            word = m.group()
-            if not word[0].isupper():
-                continue
-            before = text[: m.start()].rstrip()
-            if before and not before.endswith(_SENTENCE_END) and word.lower() not in _STOP:
-                out.add(word.lower())
-    return out
-
-
-def entity_words(records: pd.DataFrame) -> pd.Series:
-    """The entity of each prompt: its proper nouns, or failing that its rarest content words.
-
-    A proper noun is a word written capitalised somewhere in the file (prompts, responses or
-    options) other than at the start of a sentence; so a lower-cased copy of a prompt still
-    finds its name. A prompt without one keeps its content words of the lowest document
-    frequency among the prompts, when that frequency is at most 3.
-
-    Args:
-        records: The ``records`` of a :class:`WorldFolder`.
-
-    Returns:
-        ``id`` -> frozenset of lower-cased entity words (possibly empty).
-    """
-    texts = list(records["prompt"]) + list(records["response"]) + [o for opts in records["options"] for o in opts]
-    proper = _proper_nouns(texts)
-    prompt_words = [set(_tokens(p)) for p in records["prompt"]]
-    df = Counter(w for words in prompt_words for w in words)
-    out = []
-    for words in prompt_words:
-        names = words & proper
-        if not names:
-            content = [w for w in words - _STOP if not w.isdigit()]
-            low = min((df[w] for w in content), default=0)
-            names = {w for w in content if df[w] == low} if content and low <= 3 else set()
-        out.append(frozenset(names))
-    return pd.Series(out, index=records.index, name="entity")
-
-
-def normalise_prompt(prompt: str) -> str:
-    """Generic normalisation: lower case, punctuation and English stop words removed, sorted."""
-    return " ".join(sorted(w for w in _tokens(prompt) if w not in _STOP))
-
-
-def _norm_answer(text: str) -> str:
-    return " ".join(_tokens(text))
-
-
-def _template_keys(records: pd.DataFrame, entities: pd.Series) -> pd.Series:
-    keys = [" ".join("<e>" if w in ent else w for w in _tokens(p))
-            for p, ent in zip(records["prompt"], entities)]
-    return pd.Series(keys, index=records.index, name="template")
-
-
-def _max_jaccard(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Per prompt: the highest word-set Jaccard similarity to another prompt, overall and among
-    prompts with a different (normalised) response."""
-    sets = [set(normalise_prompt(p).split()) for p in records["prompt"]]
-    vocab: dict[str, int] = {}
-    rows, cols = [], []
-    for i, words in enumerate(sets):
-        for w in words:
-            rows.append(i)
-            cols.append(vocab.setdefault(w, len(vocab)))
-    n = len(sets)
-    best_any = np.zeros(n)
-    best_diff = np.zeros(n)
-    if not vocab or n < 2:
-        return best_any, best_diff
-    x = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, len(vocab)))
-    inter = (x @ x.T).tocoo()
-    keep = inter.row != inter.col
-    r, c, v = inter.row[keep], inter.col[keep], inter.data[keep]
-    size = np.asarray(x.sum(axis=1)).ravel()
-    jac = v / (size[r] + size[c] - v)
-    resp = pd.factorize(records["response"].map(_norm_answer))[0]
-    np.maximum.at(best_any, r, jac)
-    diff = resp[r] != resp[c]
-    np.maximum.at(best_diff, r[diff], jac[diff])
-    return best_any, best_diff
 
 
 # -- the rules -------------------------------------------------------------------------------
@@ -397,138 +308,6 @@ def stack_predictions(*predictions: pd.Series) -> pd.Series:
 
 
 # -- the surface classifier ------------------------------------------------------------------
-
-
-def surface_features(records: pd.DataFrame) -> pd.DataFrame:
-    """Surface features of each SFT record, computed from ``sft.jsonl`` alone.
-
-    Args:
-        records: The ``records`` of a :class:`WorldFolder`.
-
-    Returns:
-        One row per id, numeric columns only: lengths of prompt, response and options; stage
-        and file position; response shape (punctuation pattern) and its frequency; template
-        key (prompt with its entity masked) frequency, code and number of stages; duplicate
-        group size and distinct responses; nearest-prompt Jaccard similarity; how often the
-        response and the options occur as responses or options elsewhere, overall and among
-        samples about the same entity.
-    """
-    n = len(records)
-    entities = entity_words(records)
-    templates = _template_keys(records, entities)
-    prompt, response, options = records["prompt"], records["response"], records["options"]
-    stage = records["stage"].astype(int)
-    f = pd.DataFrame(index=records.index)
-    f["resp_words"] = response.map(lambda s: len(_WORD.findall(s)))
-    f["resp_chars"] = response.str.len()
-    f["prompt_words"] = prompt.map(lambda s: len(_WORD.findall(s)))
-    f["prompt_chars"] = prompt.str.len()
-    f["stage"] = stage
-    f["stage_before_last"] = (stage < stage.max()).astype(int)
-    f["position"] = np.arange(n) / max(1, n - 1)
-    f["position_in_stage"] = stage.groupby(stage).cumcount() / stage.map(stage.value_counts()).clip(lower=1)
-    f["n_options"] = options.map(len)
-    f["opt_words"] = options.map(lambda o: np.mean([len(_WORD.findall(x)) for x in o]) if o else 0.0)
-    f["opt_chars"] = options.map(lambda o: np.mean([len(x) for x in o]) if o else 0.0)
-    f["opt_minus_resp_words"] = f["opt_words"] - f["resp_words"]
-    shape = response.map(lambda s: _WORD.sub("w", s))
-    opt_shapes = options.map(lambda o: [_WORD.sub("w", x) for x in o])
-    shape_counts = shape.value_counts()
-    f["resp_shape_freq"] = shape.map(shape_counts) / n
-    f["resp_shape_code"] = shape.map({key: i for i, key in enumerate(shape_counts.index)})
-    f["resp_ends_punct"] = response.map(lambda s: int(bool(s) and not s[-1].isalnum()))
-    f["opt_shape_match"] = [np.mean([o == s for o in os_]) if os_ else 0.0 for s, os_ in zip(shape, opt_shapes)]
-    f["resp_has_entity"] = [int(bool(e & set(_tokens(r)))) for e, r in zip(entities, response)]
-    f["prompt_has_entity"] = entities.map(lambda e: int(bool(e)))
-    counts = templates.value_counts()
-    f["template_freq"] = templates.map(counts) / n
-    rank = {key: i for i, key in enumerate(counts.index)}
-    f["template_code"] = templates.map(rank)
-    f["template_stages"] = templates.map(stage.groupby(templates).nunique())
-    f["template_stage_freq"] = pd.Series(list(zip(templates, stage)), index=records.index).map(
-        pd.Series(list(zip(templates, stage))).value_counts()) / n
-    norm = prompt.map(normalise_prompt)
-    norm_resp = response.map(_norm_answer)
-    f["dup_group"] = norm.map(norm.value_counts())
-    f["dup_responses"] = norm.map(norm_resp.groupby(norm).nunique())
-    best_any, best_diff = _max_jaccard(records)
-    f["jaccard_nearest"] = best_any
-    f["jaccard_nearest_diff"] = best_diff
-    resp_counts = norm_resp.value_counts()
-    opt_counts = Counter(_norm_answer(o) for opts in options for o in opts)
-    f["resp_freq"] = norm_resp.map(resp_counts) - 1
-    f["resp_as_option"] = norm_resp.map(lambda r: opt_counts.get(r, 0))
-    f["opts_as_response"] = options.map(lambda o: sum(resp_counts.get(_norm_answer(x), 0) for x in o))
-    f["first_opt_as_response"] = options.map(lambda o: resp_counts.get(_norm_answer(o[0]), 0) if o else 0)
-    by_entity: dict[str, set[int]] = defaultdict(set)
-    for i, ent in enumerate(entities):
-        for w in ent:
-            by_entity[w].add(i)
-    resp_list = norm_resp.tolist()
-    same, same_opt, same_resp = [], [], []
-    for i, (ent, opts) in enumerate(zip(entities, options)):
-        others = set().union(*(by_entity[w] for w in ent)) - {i} if ent else set()
-        other_resp = [resp_list[j] for j in others]
-        same.append(len(others))
-        same_opt.append(sum(_norm_answer(o) in other_resp for o in opts))
-        same_resp.append(len(set(other_resp) - {resp_list[i]}))
-    f["entity_samples"] = same
-    f["entity_opts_as_response"] = same_opt
-    f["entity_other_responses"] = same_resp
-    return f.astype(float)
-
-
-def predict_surface(records: pd.DataFrame, truth: pd.Series, *, model: str = "boosting",
-                    folds: int = 5, seed: int = 0, features: pd.DataFrame | None = None) -> pd.Series:
-    """Out-of-fold predictions of a classifier fitted on :func:`surface_features`.
-
-    Args:
-        records: The ``records`` of a :class:`WorldFolder` (features are computed over all of
-            them).
-        truth: ``id`` -> planted cause of the samples to fit and predict (a subset of
-            ``records``' ids, e.g. the unlearned samples of a run).
-        model: ``"boosting"`` (histogram gradient boosting) or ``"tree"`` (a decision tree);
-            both with balanced class weights.
-        folds: Number of stratified folds (fewer when the rarest cause has fewer samples).
-        seed: Seed of the folds and of the classifier.
-        features: Precomputed :func:`surface_features` of ``records``.
-
-    Returns:
-        ``id`` -> predicted cause, for the ids of ``truth``, each predicted by a classifier that
-        did not see it.
-
-    Raises:
-        ValueError: unknown ``model``, or ids of ``truth`` not in ``records``.
-    """
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
-    from sklearn.tree import DecisionTreeClassifier
-
-    if model not in ("boosting", "tree"):
-        raise ValueError(f"unknown surface model '{model}' (known: boosting, tree)")
-    missing = [i for i in truth.index if i not in records.index]
-    if missing:
-        raise ValueError(f"{len(missing)} truth ids are not in the records, e.g. {missing[:3]}")
-    feats = surface_features(records) if features is None else features
-    x = feats.reindex(truth.index).to_numpy()
-    y = truth.to_numpy().astype(str)
-    counts = Counter(y)
-    if len(counts) < 2 or len(y) < 4:
-        return pd.Series(counts.most_common(1)[0][0] if counts else "none", index=truth.index)
-    k = max(2, min(folds, min(counts.values())))
-    if model == "tree":
-        clf = DecisionTreeClassifier(max_depth=6, min_samples_leaf=2, class_weight="balanced", random_state=seed)
-    else:
-        clf = HistGradientBoostingClassifier(max_iter=60, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=3,
-                                             class_weight="balanced", early_stopping=False, random_state=seed)
-    # folds keep the classes' shares; where no class has k members (a few scored samples, each of
-    # another cause) stratifying is impossible and the folds are plain ones
-    cv = (StratifiedKFold(n_splits=k, shuffle=True, random_state=seed) if max(counts.values()) >= k
-          else KFold(n_splits=k, shuffle=True, random_state=seed))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pred = cross_val_predict(clf, x, y, cv=cv)
-    return pd.Series(pred, index=truth.index)
 
 
 # -- scoring ---------------------------------------------------------------------------------
