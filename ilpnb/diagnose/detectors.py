@@ -125,8 +125,8 @@ class LeftForgetting(Detector):
 
     name = "left_forgetting"
     description = ("Reproduced at an evaluation after the last step that trained it, and lost by the end: later "
-                   "updates on other samples (its likely interferers) overwrote it, and its final answer took "
-                   "the form of theirs.")
+                   "updates on other samples (its likely interferers) overwrote it — its final answer took "
+                   "the form of theirs, or most later samples asking its kind of question answer in another form.")
 
     def detect(self, ctx: DiagnosisContext) -> DetectorResult:
         s = signals(ctx)
@@ -138,18 +138,25 @@ class LeftForgetting(Detector):
         # The trace is evidence enough that the model had the sample and lost it to others,
         # whatever the base model knew; without it, only a sample the base model knew counts
         taken = s["takes_later_form"].astype(bool).to_numpy()
-        weight = np.where(taken, 0.93, 0.45 * _known(s))
+        # the data-side trace: most later training of its kind of question (its prompt form)
+        # taught another kind of answer — the interference is in the schedule even where the
+        # final answer shows no later form (it may have lost both)
+        restyled = s["restyled"].astype(bool).to_numpy()
+        weight = np.where(taken, 0.93, np.where(restyled, 0.9, 0.45 * _known(s)))
         score = weight * s["forgotten"].astype(float).to_numpy() * (1.0 - drift)
         interf = ctx.info.get("interferers", {})
         ev = []
-        for i, f, lt, ll, lost, tk in zip(ctx.ids, s["forgotten"], s["last_trained_step"], s["last_learned_step"],
-                                          s["steps_lost"], taken):
+        for i, f, lt, ll, lost, tk, rn, rm in zip(ctx.ids, s["forgotten"], s["last_trained_step"],
+                                                  s["last_learned_step"], s["steps_lost"], taken,
+                                                  s["later_restyled"], s["later_same_prompt"]):
             if not f:
                 ev.append(f"not reproduced after its last training step (step {lt})")
                 continue
             near = ", ".join(f"{j} ({v:.2f})" for j, v in interf.get(i, []))
             ev.append(f"last trained at step {lt}, still reproduced at step {ll}, lost {lost} steps before the end"
                       + (f"; likely interferers: {near}" if near else "")
+                      + (f"; {rn} of the {rm} samples trained later that ask in its form answer in another form"
+                         if rm else "")
                       + ("; its final answer took the form of a later-trained answer" if tk
                          else "; its final answer kept its own form (content lost, no interferer's form)"))
         return DetectorResult(pd.Series(score, index=ctx.ids), pd.Series(ev, index=ctx.ids))

@@ -12,8 +12,10 @@ run — never from how a world was written:
 * **siblings** — near-duplicate prompts by meaning with a different answer (conflicting) or
   the same one (consistent), and whether the final output is a sibling's answer;
 * **forgetting** — reproduced at an evaluation after its last training step and lost by the
-  end (:mod:`ilpnb.diagnose.schedule`), with the steps lost and the likely interferers, and
-  whether the final answer took the form of a later-trained one (:mod:`ilpnb.diagnose.forms`);
+  end (:mod:`ilpnb.diagnose.schedule`), with the steps lost and the likely interferers,
+  whether the final answer took the form of a later-trained one, and whether most samples
+  trained after it that ask in its prompt form answer in another form (``restyled``: the same
+  kind of question retrained with another kind of answer; :mod:`ilpnb.diagnose.forms`);
 * **optimisation** — the loss still falling at the end (relative slope), the final token
   accuracy, and how many samples share the example's pattern (rare patterns get little of
   each epoch's gradient).
@@ -31,9 +33,16 @@ import pandas as pd
 
 from ilpnb.diagnose.base import DiagnosisContext
 from ilpnb.diagnose.evidence import consistent_answers
-from ilpnb.diagnose.forms import form_rarity, takes_later_form
+from ilpnb.diagnose.forms import form_rarity, later_restyled, takes_later_form
 from ilpnb.diagnose.similarity import normalize_text
-from ilpnb.diagnose.thresholds import BELIEF_SHARE, RARE_MIN_COUNT, RARE_SHARE, SAMPLED_KNOWN, SIBLING_SIM
+from ilpnb.diagnose.thresholds import (
+    BELIEF_SHARE,
+    RARE_MIN_COUNT,
+    RARE_SHARE,
+    RESTYLED_SHARE,
+    SAMPLED_KNOWN,
+    SIBLING_SIM,
+)
 
 __all__ = ["signals", "same_answer"]
 
@@ -117,12 +126,17 @@ def _forgetting(ctx: DiagnosisContext, out: pd.DataFrame) -> None:
     if table is None:
         out["forgotten"], out["steps_lost"], out["last_trained_step"], out["last_learned_step"] = False, 0, 0, -1
         out["takes_later_form"] = False
+        out["later_same_prompt"], out["later_restyled"], out["restyled"] = 0, 0, False
         return
     t = table.reindex(ctx.ids)
     out["forgotten"] = t["forgotten"].fillna(False).astype(bool).to_numpy()
     out["steps_lost"] = t["steps_lost"].fillna(0).astype(int).to_numpy()
     out["last_trained_step"] = t["last_trained_step"].fillna(0).astype(int).to_numpy()
     out["last_learned_step"] = t["last_learned_step"].fillna(-1).astype(int).to_numpy()
+    rs = later_restyled(ctx.records.reindex(ctx.ids), t["last_trained_step"].fillna(0))
+    out["later_same_prompt"] = rs["later_same_prompt"].to_numpy()
+    out["later_restyled"] = rs["later_restyled"].to_numpy()
+    out["restyled"] = (out["later_restyled"] > 0) & (out["later_restyled"] > RESTYLED_SHARE * out["later_same_prompt"])
     forgotten = [i for i, f in zip(ctx.ids, out["forgotten"]) if f]
     interf = ctx.info.get("interferers")
     if interf is not None:  # the most similar samples trained later
@@ -172,7 +186,8 @@ def signals(ctx: DiagnosisContext) -> pd.DataFrame:
     options), ``gold_share``, ``category``, ``knowledge``, ``sampled_known``, ``base_alt``,
     ``base_alt_share``, ``belief``, ``ap_belief``, ``ap_knows``, ``final_output``,
     ``output_is_base_alt``, ``sibling_sim``, ``n_conflicting``, ``n_consistent``,
-    ``output_is_sibling``, ``forgotten``, ``takes_later_form``, ``steps_lost``, ``last_trained_step``, ``slope``,
+    ``output_is_sibling``, ``forgotten``, ``takes_later_form``, ``later_same_prompt``,
+    ``later_restyled``, ``restyled``, ``steps_lost``, ``last_trained_step``, ``slope``,
     ``rel_slope``, ``final_token_acc``, ``answer_form_count``, ``prompt_form_count``, ``form_count``,
     ``pattern_count``, ``rare``, ``probe_blind``,
     ``probe_known``, ``js_final``.

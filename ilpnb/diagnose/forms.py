@@ -19,7 +19,7 @@ import pandas as pd
 
 from ilpnb.diagnose.thresholds import FORM_WORD_MIN, FORM_WORD_SHARE
 
-__all__ = ["form_words", "answer_form", "takes_later_form", "form_rarity"]
+__all__ = ["form_words", "answer_form", "takes_later_form", "later_restyled", "form_rarity"]
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -63,6 +63,33 @@ def takes_later_form(ids: Iterable[str], outputs: Mapping[str, object], response
         out[i] = f != answer_form(responses.get(i), words) and any(
             f == answer_form(responses.get(j), words) for j in later[i])
     return pd.Series(out, dtype=bool)
+
+
+def later_restyled(records: pd.DataFrame, last_trained: pd.Series) -> pd.DataFrame:
+    """Per sample, the data-side precondition of interference: of the samples trained after its
+    last training step that ask in the same prompt form, how many answer in another answer form
+    (the same kind of question retrained with another kind of answer, as a later stage in a new
+    style does). Read from the records and the schedule alone.
+
+    Args:
+        records: ``prompt`` and ``response``, indexed by id.
+        last_trained: id -> the last optimizer step that trained the sample.
+
+    Returns:
+        Indexed like ``records``: ``later_same_prompt`` and ``later_restyled`` (counts).
+    """
+    prompt_words = form_words(records["prompt"].tolist())
+    prompt_forms = records["prompt"].map(lambda x: answer_form(x, prompt_words))
+    words = form_words(records["response"].tolist())
+    answer_forms = records["response"].map(lambda x: answer_form(x, words))
+    steps = last_trained.reindex(records.index).fillna(0).astype(int)
+    same, restyled = pd.Series(0, index=records.index), pd.Series(0, index=records.index)
+    for _, ids in prompt_forms.groupby(prompt_forms).groups.items():
+        st, af = steps[ids].to_numpy(), answer_forms[ids].to_numpy()
+        later = st[None, :] > st[:, None]  # row i: the group's samples trained after i's last step
+        same[ids] = later.sum(axis=1)
+        restyled[ids] = (later & (af[None, :] != af[:, None])).sum(axis=1)
+    return pd.DataFrame({"later_same_prompt": same, "later_restyled": restyled})
 
 
 def form_rarity(records: pd.DataFrame, max_count: float) -> pd.DataFrame:

@@ -19,6 +19,7 @@ __all__ = [
     "FALLING_SLOPE",
     "FORM_WORD_SHARE",
     "FORM_WORD_MIN",
+    "RESTYLED_SHARE",
     "ATTRIBUTE",
     "EVIDENCE_FLOOR",
 ]
@@ -57,6 +58,10 @@ FORM_WORD_SHARE = 0.05
 #: ... and at least this many answers: in a set of a few dozen answers 5% is two or three,
 #: which one value repeated by chance reaches; eight is a pattern, not a coincidence.
 FORM_WORD_MIN = 8
+#: A forgotten sample was retrained against when more than this share of the samples trained
+#: after it that ask in its prompt form answer in another form: a majority of the later
+#: training of that kind of question taught another kind of answer.
+RESTYLED_SHARE = 0.5
 #: A cause is attributed when its detector scores at least this: more likely than not.
 ATTRIBUTE = 0.5
 #: Detectors below this are not listed in an unattributed sample's evidence.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ilpnb.diagnose.forms import answer_form, form_rarity, form_words, takes_later_form
+from ilpnb.diagnose.forms import answer_form, form_rarity, form_words, later_restyled, takes_later_form
 
 NAMES = ["Klufel", "Bokin", "Zusos", "Meimo", "Vade", "Trobazan", "Neivar", "Gouvei", "Feirul", "Dibrerir"]
 CITIES = ["Subrazo", "Deber", "Geivur", "Midum", "Vete", "Tefam", "Neraith", "Broutrou", "Souden", "Pistabres"]
@@ -55,3 +55,21 @@ def test_form_rarity_counts_both_sides_and_ignores_a_side_without_common_forms()
     own = pd.DataFrame({"prompt": [f"{w} {k}?" for k, w in enumerate(NAMES * 6)], "response": responses})
     rare = form_rarity(own, max_count=3)["rare_form"]
     assert rare.tolist() == [False] * (n - 1) + [True]
+
+
+def test_later_restyled_counts_later_samples_of_the_same_prompt_form_answering_in_another_form() -> None:
+    # ten "Where does X live?" samples: the first four trained early with sentence answers, the
+    # next three later with bare answers, the last three later with sentences; ten "What is the
+    # city of X?" samples all trained early (no later sample of their form; their sentences make
+    # "lives in" a form of the set's answers)
+    ids = [f"w{k}" for k in range(10)] + [f"c{k}" for k in range(10)]
+    prompts = [f"Where does {n} live?" for n in NAMES] + [f"What is the city of {n}?" for n in NAMES]
+    responses = ([f"{n} lives in {c}." for n, c in zip(NAMES[:4], CITIES)] + CITIES[4:7]
+                 + [f"{n} lives in {c}." for n, c in zip(NAMES[7:], CITIES[7:])] + _sentences())
+    steps = [10] * 4 + [50] * 3 + [60] * 3 + [10] * 10
+    records = pd.DataFrame({"prompt": prompts, "response": responses}, index=ids)
+    table = later_restyled(records, pd.Series(steps, index=ids))
+    assert table.loc["w0"].tolist() == [6, 3]   # six later of its form, three answer bare
+    assert table.loc["w4"].tolist() == [3, 3]   # bare at step 50: the three later sentences
+    assert table.loc["w7"].tolist() == [0, 0]   # trained last
+    assert table.loc[[f"c{k}" for k in range(10)]].sum().tolist() == [0, 0]  # nothing later asks their form
