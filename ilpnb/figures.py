@@ -11,7 +11,9 @@ nothing is written. The file (schema 1) holds:
   relative to the repository), ``command`` (the arguments it ran with, as a list);
 * ``date`` (UTC, ISO 8601), ``wall_s`` (seconds since the process started);
 * ``git``: ``commit`` (short hash, None outside a checkout) and ``dirty`` (uncommitted changes
-  to tracked or untracked files, ``benchmarks/results/`` aside);
+  to tracked or untracked files, ``benchmarks/results/`` aside), as they were when the script
+  started (``add_json_option`` records them); ``git_at_end`` (the same, when the file is
+  written) only where the two differ: something was committed or edited while it ran;
 * ``machine``: ``cpus``, ``cpu_model``, ``platform``, ``python``, ``torch``,
   ``torch_threads``, ``cpu_capability`` (torch's vector code path), ``transformers``,
   ``peft``, ``accelerate``, ``omp_num_threads`` (the variable, None unset), ``gpu`` (None without
@@ -55,10 +57,15 @@ __all__ = ["SCHEMA", "add_json_option", "figure", "git_info", "machine_info", "r
 
 SCHEMA = 1
 AUTO = "auto"  # the value of ``--json`` given without a path
+#: The checkout's state when the benchmark started (``add_json_option`` records it): the code
+#: that ran is the code of the start, whatever was committed while it ran.
+_AT_START: dict[str, Any] = {}
 
 
 def add_json_option(parser: argparse.ArgumentParser) -> None:
-    """Add ``--json [PATH]``: alone, the results go to ``benchmarks/results/<name>.json``."""
+    """Add ``--json [PATH]``: alone, the results go to ``benchmarks/results/<name>.json``.
+    Also records the checkout's commit and changes now, for :func:`write_results`."""
+    _AT_START["git"] = git_info(Path(sys.argv[0]).resolve().parent if sys.argv and sys.argv[0] else Path.cwd())
     parser.add_argument("--json", nargs="?", const=AUTO, default=None, metavar="PATH",
                         help="also write the headline figures as JSON: to PATH, or without PATH to "
                              "benchmarks/results/<script name>.json (read by tools/figures.py)")
@@ -124,13 +131,15 @@ def write_results(args: argparse.Namespace | str | None, script: str | Path, fig
         "command": [_relative(script, root), *_argv_without_json(sys.argv[1:])],
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "wall_s": _process_seconds(),
-        "git": git_info(root or script.parent),
+        "git": _AT_START.get("git") or git_info(root or script.parent),
         "machine": machine_info(),
         "preset": preset,
         "seeds": {str(k): [int(s) for s in v] for k, v in (seeds or {}).items()},
         "settings": _jsonable(settings),
         "figures": _jsonable(figures),
     }
+    if _AT_START.get("git") and _AT_START["git"] != (end := git_info(root or script.parent)):
+        result["git_at_end"] = end  # committed or edited while it ran: ``git`` is what ran
     if extra:
         result["extra"] = _jsonable(dict(extra))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -156,3 +156,31 @@ def test_write_results_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert other == tmp_path / "x" / "out.json" and other.exists()
     with pytest.raises(ValueError, match="repeat"):
         write_results(args, script, [figure("k", "a", 1), figure("k", "b", 2)])
+
+
+def test_write_results_stamps_the_commit_the_benchmark_started_on(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    repo = tmp_path / "repo"
+    (repo / "benchmarks").mkdir(parents=True)
+    script = repo / "benchmarks" / "bench_thing.py"
+    script.write_text("")
+
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *cmd], cwd=repo, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-q", "-m", "first")
+    first = git("rev-parse", "--short", "HEAD")
+    monkeypatch.setattr(sys, "argv", [str(script), "--json"])
+    parser = argparse.ArgumentParser()
+    add_json_option(parser)  # the benchmark starts on the first commit ...
+    (repo / "other.py").write_text("x = 1\n")
+    git("add", "-A")
+    git("commit", "-q", "-m", "second")  # ... and something is committed while it runs
+    data = json.loads(write_results(parser.parse_args(["--json"]), script, [figure("k", "w", 1.0)]).read_text())
+    assert data["git"] == {"commit": first, "dirty": False}
+    assert data["git_at_end"] == {"commit": git("rev-parse", "--short", "HEAD"), "dirty": False}
