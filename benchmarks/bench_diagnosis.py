@@ -124,20 +124,19 @@ def unlearned_forgotten_share(run: Path, diagnosis: pd.DataFrame) -> float:
     return float(table["forgotten"].reindex(un.to_numpy()).fillna(False).astype(bool).mean()) if len(un) else math.nan
 
 
-def clean_known_share(run: Path, world_dir: Path, truth: pd.Series) -> float:
+def clean_known_share(run: Path, gold: pd.Series, truth: pd.Series) -> float:
     """Planting fidelity seen through the diagnosis's own evidence: the share of samples planted
     ``none`` whose gold answer the base model's greedy answer to the sample's own prompt agrees
     with (``RUN/evidence/knowledge.parquet``: right by the category rule, or saying the gold's
     value in another style, "ivory" for "Its fur is ivory."). A world whose clean samples the
     base model cannot answer plants missing knowledge under the label ``none``, whatever its
-    probes recall; NaN without the evidence."""
+    probes recall (``gold``: id -> the SFT response); NaN without the evidence."""
     from ilpnb.diagnose.evidence import consistent_answers
 
     path = run / "evidence" / "knowledge.parquet"
     if not path.exists():
         return math.nan
     know = pd.read_parquet(path)
-    gold = pd.read_json(world_dir / "sft.jsonl", lines=True, dtype={"id": str}).set_index("id")["response"]
     clean = [i for i in truth[truth == "none"].index.astype(str) if i in know.index and i in gold.index]
     if not clean:
         return math.nan
@@ -450,7 +449,7 @@ def bench_one(world: dict[str, Any], world_dir: Path, sft_seed: int, root: Path,
     records = pd.read_json(world_dir / "sft.jsonl", lines=True, dtype={"id": str})
     stage = records.set_index("id")["stage"] if "stage" in records else pd.Series(dtype=float)
     row.update(unlearned_by_stage(diagnosis, truth, stage))
-    row["clean_known"] = clean_known_share(run, world_dir, truth)
+    row["clean_known"] = clean_known_share(run, records.set_index("id")["response"], truth)
     row.update(reused=",".join(reused), run=str(run), world_dir=str(world_dir))
     return row
 
