@@ -1,7 +1,9 @@
 """Benchmark: notebook 08's experiments on fresh worlds — the arms' table, the crossover matrix, the time.
 
-The pre-registered methods and factors were fixed on world seed 0; this benchmark judges them
-on worlds of other seeds (``--worlds``, default 1 and 2). For each world it prepares (or
+The pre-registered methods and factors were fixed on world seed 0, and those of pretraining
+conflicts and rare patterns again after worlds 1 and 2 (their former choices were the generic
+control itself); this benchmark judges them on worlds of other seeds (``--worlds``, default 3
+and 4: not used to choose any method). For each world it prepares (or
 reuses) a run folder with the world, its base model and a diagnosed SFT run (the work of
 notebooks 00/01/07, not timed), then times what notebook 08 does: every cause's pre-registered
 intervention with its generic (compute-matched) control, its placebo and the unmodified run
@@ -12,7 +14,7 @@ trained tokens of treated and generic; the crossover matrix (recovery and gain o
 unmodified run, with intervals over seeds); the figures pooled over worlds x seeds; and the
 time of the experiments per world.
 
-    python benchmarks/bench_mitigation.py [--preset default] [--worlds 1 2] [--seeds 2] [--crossover]
+    python benchmarks/bench_mitigation.py [--preset default] [--worlds 3 4] [--seeds 2] [--crossover]
         [--crossover-seeds K] [--root DIR] [--workers 0] [--json [PATH]]
 
 ``--json`` also writes the pooled figures to ``benchmarks/results/bench_mitigation.json`` (or
@@ -48,7 +50,7 @@ def _own_rows(summary: Any, world: int | str) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="default")
-    parser.add_argument("--worlds", type=int, nargs="+", default=[1, 2], help="world seeds (0 chose the methods)")
+    parser.add_argument("--worlds", type=int, nargs="+", default=[3, 4], help="world seeds (0, 1 and 2 chose the methods)")
     parser.add_argument("--seeds", type=int, default=2, help="SFT seeds per arm")
     parser.add_argument("--crossover", action="store_true", help="also the crossover of the pre-registered methods")
     parser.add_argument("--crossover-seeds", type=int, default=0,

@@ -9,7 +9,7 @@ standard library, so anything may import it.
 
     >>> from ilpnb.causes import CAUSES, get_cause
     >>> CAUSES[0], get_cause("rare_pattern").mitigation
-    ('missing_knowledge', 'upsample')
+    ('missing_knowledge', 'progressive')
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ ALL_CAUSES: tuple[Cause, ...] = (
           "cpt"),
     Cause("pretrain_conflict", 2, "pretraining conflict",
           "The SFT answer contradicts what the pretrained model consistently believes.",
-          "upweight"),
+          "cpt"),
     Cause("data_conflict", 3, "data conflict",
           "Near-duplicate prompts inside the SFT data carry different answers.",
           "relabel"),
@@ -70,7 +70,7 @@ ALL_CAUSES: tuple[Cause, ...] = (
           "replay"),
     Cause("rare_pattern", 5, "rare pattern",
           "A rare or complex pattern gets too little optimisation to be reproduced by the end of training.",
-          "upsample"),
+          "progressive"),
 )
 
 #: The cause names, in order.

@@ -163,6 +163,7 @@ class Experiment:
 
         if not (folder / "samples.parquet").exists():
             sft = dict(self.config["sft"], seed=seed, **self.budget)
+            sft["epochs"] = int(sft["epochs"]) + plan.extra_epochs
             if plan.resample and self.settings.resample_every:
                 sft["eval_every"] = self.settings.resample_every
             run_sft(folder, model=self.base_model(plan, seed), data=self.config["data"], world=self.config.get("world"),
@@ -222,9 +223,9 @@ class Experiment:
                                          mix=self.settings.mix, epochs=self.settings.cpt_epochs, seed=seed))
 
     def progressive(self, cause: str, cap: int, seed: int, out: Path) -> tuple[Path, Plan, int]:
-        """Progressive epoch increase: the targets get e = 1, 2, ... ``cap`` extra epochs (one arm
-        each, ``out/progressive-e<e>``) until their mean loss improves by less than
-        ``progressive_tol``; returns the last arm that still improved, its plan and its e."""
+        """Progressive epoch increase: the whole set gets e = 1, 2, ... ``cap`` extra epochs per
+        stage (one arm each, ``out/progressive-e<e>``) until the targets' mean loss improves by
+        less than ``progressive_tol``; returns the last arm that still improved, its plan and its e."""
         best: tuple[Path, Plan, int] | None = None
         last_loss = float("inf")
         for e in range(1, cap + 1):
@@ -240,7 +241,9 @@ class Experiment:
 
     def extra_examples(self, treated: Plan, treated_dir: Path, seed: int) -> dict[str, int]:
         """id -> extra trained examples the treated arm spent on each target over the unmodified run
-        (for ``cpt``: its knowledge tokens per target, in examples of that target's length)."""
+        (for ``cpt``: its knowledge tokens per target, in examples of that target's length; for a
+        plan that trains every sample longer, ``progressive``: its extra examples in all, shared
+        out over the targets, so the generic control spends as much compute on the targets alone)."""
         from ilpnb.mitigate.measure import schedule_counts
 
         if treated.cpt_ids:
@@ -255,6 +258,10 @@ class Experiment:
                 out[i] = round(tokens / max(1, length))
             return out
         plain, trained = schedule_counts(self.unmodified(seed)), schedule_counts(treated_dir)
+        if treated.extra_epochs:  # spent on every sample: as many extra examples in all, on the targets
+            total = sum(trained.values()) - sum(plain.values())
+            share = max(0, total) / max(1, len(treated.targets))
+            return {i: round(share) for i in treated.targets}
         return {i: max(0, trained.get(i, 0) - plain.get(i, 0)) for i in treated.targets}
 
     # -- measuring -----------------------------------------------------------------------

@@ -24,8 +24,10 @@ Methods (``cause``: ``method``):
 * ``missing_knowledge``: ``cpt`` — continued pretraining on knowledge-augmented text (on a
   world: the missing facts stated in paraphrased declarative sentences, about 20 documents
   per fact), mixed 0.8 general / 0.2 knowledge, then SFT again;
-* ``pretrain_conflict``: ``upweight`` (loss weight ×k), ``bucketing`` (each target kept out
-  of shared batches), ``relabel`` (answer replaced by the base model's answer);
+* ``pretrain_conflict``: ``cpt`` (continued pretraining on the SFT answer stated as text: the
+  belief is edited where it lives, in the pretrained knowledge, as ``cpt`` adds a missing fact),
+  ``upweight`` (loss weight ×k), ``bucketing`` (each target kept out of shared batches),
+  ``relabel`` (answer replaced by the base model's answer);
 * ``data_conflict``: ``relabel`` (losing siblings take the winner's answer: the sibling the run
   reproduced best), ``bucketing`` (siblings never in one batch), ``delete`` (drop the losing
   side of each near-duplicate group; judged on the kept sample);
@@ -33,12 +35,15 @@ Methods (``cause``: ``method``):
   stage), ``shuffle`` (all stages trained as one shuffled stage), ``resample`` (targets whose
   reproduction drops between evaluation points — exactness lost, or token accuracy down by a
   relative ``resample_drop`` — are sampled k× more often);
-* ``rare_pattern``: ``upsample`` (k copies per epoch), ``weight`` (loss weight ×k), ``progressive``
-  (k more epochs on the targets — one more copy per epoch each — increased one at a time by the
-  experiment until the targets' loss stops improving).
+* ``rare_pattern``: ``progressive`` (the published progressive epoch increase: the whole SFT
+  set trained e more epochs per stage, e = 1, 2, ... k raised by the experiment until the
+  targets' loss stops improving — more optimisation of the model, not more copies of the
+  targets), ``upsample`` (k copies per epoch), ``weight`` (loss weight ×k).
 
-``upweight``, ``weight``, ``upsample`` and ``progressive`` *are* "more gradient on the targets": they have no
+``upweight``, ``weight`` and ``upsample`` *are* "more gradient on the targets": they have no
 cause-specific idea (:data:`GENERIC_METHODS`), so they cannot be cause-specific by definition.
+``progressive`` spends its extra compute on every sample: its generic control spends as many
+extra trained examples in all on the targets alone.
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ class Plan:
         resample_drop: relative drop of token accuracy that also counts as a drop (0 = exactness only).
         stages: ``sequential`` or ``mixed``.
         cpt_ids: ids whose knowledge is added by continued pretraining (``cpt``).
+        extra_epochs: epochs added to every stage, for every sample (``progressive``).
         targets: the ids the plan acts on (treated/generic: diagnosed; placebo: random others).
     """
 
@@ -85,6 +91,7 @@ class Plan:
     resample_drop: float = 0.0
     stages: str = "sequential"
     cpt_ids: list[str] = field(default_factory=list)
+    extra_epochs: int = 0
     targets: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,8 +172,8 @@ def _plan(cause: str, method: str, ids: list[str], inp: _Inputs, control: bool) 
         return Plan(weights=_weights(ids, k), targets=ids)
     if method == "upsample":
         return Plan(repeats={i: k for i in ids}, targets=ids)
-    if method == "progressive":  # k extra epochs of the targets (the experiment raises k step by step)
-        return Plan(repeats={i: 1 + k for i in ids}, targets=ids)
+    if method == "progressive":  # k extra epochs of the whole set (the experiment raises k step by step)
+        return Plan(extra_epochs=k, targets=ids)
     if method == "bucketing":
         return _bucketing(cause, ids, inp, control)
     if method == "delete":
@@ -193,15 +200,16 @@ def _plan(cause: str, method: str, ids: list[str], inp: _Inputs, control: bool) 
 
 INTERVENTIONS: dict[str, tuple[str, ...]] = {
     "missing_knowledge": ("cpt",),
-    "pretrain_conflict": ("upweight", "bucketing", "relabel"),
+    "pretrain_conflict": ("cpt", "upweight", "bucketing", "relabel"),
     "data_conflict": ("relabel", "bucketing", "delete"),
     "left_forgetting": ("replay", "shuffle", "resample"),
-    "rare_pattern": ("upsample", "weight", "progressive"),
+    "rare_pattern": ("progressive", "upsample", "weight"),
 }
 #: Methods that are only "more gradient on the targets": their generic control is themselves.
-GENERIC_METHODS: frozenset[str] = frozenset({"upweight", "weight", "upsample", "progressive"})
-#: Methods whose training does not depend on which ids are picked: no placebo exists.
-_GLOBAL_METHODS: frozenset[str] = frozenset({"shuffle"})
+GENERIC_METHODS: frozenset[str] = frozenset({"upweight", "weight", "upsample"})
+#: Methods whose training does not depend on which ids are picked: no placebo exists
+#: (``progressive`` trains every sample longer; only its choice of e reads the targets).
+_GLOBAL_METHODS: frozenset[str] = frozenset({"shuffle", "progressive"})
 #: The default method per cause: :attr:`ilpnb.causes.Cause.mitigation` (the first method of each family).
 DEFAULT_METHOD = {cause.name: cause.mitigation for cause in ALL_CAUSES}
 #: k per method when none is given: rare patterns need more extra passes than a conflict needs weight.
@@ -213,14 +221,19 @@ DEFAULT_FACTOR = {"upsample": 8, "weight": 8, "progressive": 4}  # progressive: 
 PREREGISTERED: dict[str, Preregistered] = {
     "missing_knowledge": Preregistered("cpt", 4, "the published fix: the model must read the fact as text before "
                                        "SFT can map a question onto it; k is unused by cpt"),
-    "pretrain_conflict": Preregistered("upweight", 4, "the SFT answer must outweigh a belief the corpus repeats; "
-                                       "x4 is the package's default weight, fixed before any result (not tuned)"),
+    "pretrain_conflict": Preregistered("cpt", 4, "a belief lives in the pretrained knowledge, so the fix edits it "
+                                       "there: the SFT answer stated as text, as the missing-knowledge fix states a "
+                                       "missing fact (upweighting, the former choice, is the generic control itself "
+                                       "and could not fail against it); k is unused by cpt"),
     "data_conflict": Preregistered("relabel", 4, "one consistent answer per near-duplicate group removes the "
                                    "contradiction itself; k is unused by relabel"),
     "left_forgetting": Preregistered("replay", 4, "the published fix for sequential SFT: earlier samples seen "
                                      "again in later stages; k is unused by replay"),
-    "rare_pattern": Preregistered("upsample", 8, "a rare pattern lacks passes; x8 is the package's default number "
-                                  "of copies (DEFAULT_FACTOR), fixed before any result (not tuned)"),
+    "rare_pattern": Preregistered("progressive", 4, "the published fix for under-optimised samples: train longer "
+                                  "until the targets stop improving; the idea is more optimisation of the model, "
+                                  "not more copies of the targets (which is the generic control: upsampling, the "
+                                  "former choice, could not fail against it); at most 4 extra epochs "
+                                  "(DEFAULT_FACTOR), fixed before any result"),
 }
 
 

@@ -85,6 +85,20 @@ def test_cpt_knowledge_is_the_fact_in_paraphrases_not_the_sample(run: Path) -> N
     assert all(any(obj in d for obj in sample["answer_objects"]) for d in docs)
 
 
+def test_cpt_of_a_pretraining_conflict_states_the_sft_answer_not_the_corpus_belief(run: Path) -> None:
+    exp = Experiment(run)
+    meta = json.loads((Path(exp.config["world"]) / "world.json").read_text())
+    corpus = (Path(exp.config["world"]) / "pretrain.txt").read_text()
+    for target in exp.plan("pretrain_conflict", "cpt", 4, 0).cpt_ids:
+        sample = next(s for s in meta["samples"] if s["id"] == target)
+        docs = exp.knowledge([target], seed=0)
+        response = exp.records.at[target, "response"]
+        said = [o for o in sample["answer_objects"] if o in response]  # the SFT answer's values
+        assert said and all(any(o in d for o in said) for d in docs)
+        if len(sample["relations"]) == 1:  # its one fact contradicts the corpus: never said there
+            assert not any(d in corpus for d in docs)
+
+
 def test_held_out_probes_leave_out_the_facts_the_sft_set_asks_for(run: Path) -> None:
     exp = Experiment(run)
     meta = json.loads((Path(exp.config["world"]) / "world.json").read_text())
@@ -121,11 +135,20 @@ def test_cpt_arms_record_pretraining_compute_and_the_longer_sft_comparison(run: 
 
 
 def test_progressive_epochs_stop_when_the_targets_loss_stops_improving(run: Path) -> None:
-    table = run_mitigation(run, "rare_pattern", "progressive", seeds=[0], factor=3, arms=("treated", "generic"))
+    table = run_mitigation(run, "rare_pattern", "progressive", seeds=[0], factor=3,
+                           arms=("treated", "generic", "placebo", "unmodified"))
     own = _arms(table, "rare_pattern")
     chosen = int(own.at["treated", "factor"])
     assert own.at["treated", "run_dir"].endswith(f"progressive-e{chosen}")
-    assert own.at["generic", "run_dir"] == own.at["treated", "run_dir"]  # more epochs is the generic fix itself
+    assert "placebo" not in own.index  # every sample trains longer, whichever ids are picked
+    # the whole set trains `chosen` more epochs per stage (8 at smoke) ...
+    assert own.at["treated", "examples"] == own.at["unmodified", "examples"] * (8 + chosen) // 8
+    # ... and the generic control, a run of its own, spends as many extra examples on the targets alone
+    assert own.at["generic", "run_dir"] != own.at["treated", "run_dir"]
+    extra = own["examples"] - own.at["unmodified", "examples"]
+    targets = Experiment(run).plan("rare_pattern", "progressive", 1, 0).targets
+    assert abs(extra["generic"] - extra["treated"]) <= len(targets) * 8  # rounding: one copy per target and epoch
+    assert extra["generic"] > 0
     seed_dir = run / "mitigation" / "rare_pattern-progressive-x3" / "seed-0"
     targets = Experiment(run).plan("rare_pattern", "progressive", 1, 0).targets
     loss = {int(p.name.split("-e")[1]): pd.read_parquet(p / "samples.parquet").set_index("id")["final_loss"]
