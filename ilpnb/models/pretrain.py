@@ -1,7 +1,8 @@
 """Pretraining of the world's tiny base model, cached by a hash of its settings and corpus.
 
 :func:`pretrain_base_model` trains a byte-level BPE tokenizer on ``pretrain.txt``, builds a
-tiny model of a real architecture, pretrains it with transformers' ``Trainer`` and saves it
+tiny model of a real architecture, pretrains it with transformers' ``Trainer`` (``epochs``
+passes, more for a corpus too small to give ``min_steps`` optimizer steps) and saves it
 with ``save_pretrained`` beside ``ilpnb_pretrain.json`` (the settings it was made with, the
 loss curve and the wall time). The folder name is a hash of the model and pretraining
 settings and of the corpus, so a second call with the same inputs costs nothing.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import shutil
@@ -34,7 +36,7 @@ from ilpnb.models.tiny import build_tiny_model
 from ilpnb.models.tokenizer import train_tokenizer
 from ilpnb.quiet import quiet
 
-__all__ = ["cache_root", "base_model_key", "pack_documents", "pretrain_base_model", "read_corpus"]
+__all__ = ["cache_root", "base_model_key", "pack_documents", "pretrain_base_model", "pretrain_epochs", "read_corpus"]
 
 _META = "ilpnb_pretrain.json"
 
@@ -88,6 +90,13 @@ def pack_documents(tok: PreTrainedTokenizerBase, docs: list[str], block: int, se
     return [{"input_ids": stream[k : k + block]} for k in range(0, len(stream), block)]
 
 
+def pretrain_epochs(blocks: int, pretrain: PretrainConfig) -> int:
+    """The epochs a corpus of ``blocks`` packed blocks is pretrained for: ``pretrain.epochs``, or
+    more where that would be fewer than ``pretrain.min_steps`` optimizer steps."""
+    per_epoch = max(1, math.ceil(blocks / pretrain.batch_size))
+    return max(pretrain.epochs, math.ceil(pretrain.min_steps / per_epoch))
+
+
 def pretrain_base_model(
     corpus_path: str | Path,
     model: ModelConfig,
@@ -119,12 +128,13 @@ def pretrain_base_model(
     net = build_tiny_model(model, tok, seed=pretrain.seed)
     data = pack_documents(tok, docs, model.max_length, seed=pretrain.seed)
     n_tokens = sum(len(d["input_ids"]) for d in data)
+    epochs = pretrain_epochs(len(data), pretrain)
     work = Path(tempfile.mkdtemp(prefix=".pretrain-", dir=root))
     try:
         log = _LossLog()
         args = TrainingArguments(
             output_dir=str(work / "trainer"),
-            num_train_epochs=pretrain.epochs,
+            num_train_epochs=epochs,
             per_device_train_batch_size=pretrain.batch_size,
             learning_rate=pretrain.lr,
             weight_decay=pretrain.weight_decay,
@@ -160,6 +170,7 @@ def pretrain_base_model(
             "documents": len(docs),
             "blocks": len(data),
             "tokens_per_epoch": n_tokens,
+            "epochs": epochs,
             "parameters": sum(p.numel() for p in net.parameters()),
             "seconds": round(seconds, 2),
             "loss_curve": log.rows,
