@@ -175,13 +175,7 @@ class Experiment:
     def longer(self, seed: int) -> Path:
         """The plain run of ``seed`` with ``extra_epochs`` more SFT epochs per stage (shared)."""
         n = self.settings.extra_epochs
-        folder = self.run / "mitigation" / f"longer-e{n}" / f"seed-{seed}"
-        budget = self.budget
-        self.budget = dict(budget, epochs=int(budget["epochs"]) + n)
-        try:
-            return self.arm(folder, Plan(), seed)
-        finally:
-            self.budget = budget
+        return self.arm(self.run / "mitigation" / f"longer-e{n}" / f"seed-{seed}", Plan(extra_epochs=n), seed)
 
     def unmodified(self, seed: int) -> Path:
         """The plain run of ``seed`` with the fixed budget (shared by every experiment)."""
